@@ -1,0 +1,82 @@
+/**
+ * libp2p assembly: tcp + noise + yamux, identify, ping, a private Kademlia DHT
+ * in server mode (LAN and loopback addresses kept), gossipsub, and our own RTT
+ * monitor. The daemon and the multi-node tests build nodes only through here.
+ */
+import { gossipsub } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
+import { mdns } from '@libp2p/mdns'
+import { noise } from '@libp2p/noise'
+import { ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { yamux } from '@libp2p/yamux'
+import { createLibp2p } from 'libp2p'
+import { peerConnector, rttMonitor } from '../routing/index.ts'
+import { DHT_INITIAL_QUERY_SELF_MS, DHT_PROTOCOL, DHT_QUERY_SELF_MS, LOOPBACK_ALLOW } from './constants.ts'
+import type { PeerConnector, PeerConnectorInit, RttMonitor, RttMonitorInit } from '../routing/index.ts'
+import type { GossipSub } from '@libp2p/gossipsub'
+import type { Identify } from '@libp2p/identify'
+import type { KadDHT } from '@libp2p/kad-dht'
+import type { Libp2p, PeerDiscovery, PrivateKey } from '@libp2p/interface'
+import type { Ping } from '@libp2p/ping'
+import type { Datastore } from 'interface-datastore'
+
+export * from './constants.ts'
+
+export type LeptonServices = {
+  identify: Identify
+  ping: Ping
+  dht: KadDHT
+  pubsub: GossipSub
+  rtt: RttMonitor
+  connector: PeerConnector
+}
+
+export type LeptonNode = Libp2p<LeptonServices>
+
+export interface NodeInit {
+  privateKey?: PrivateKey
+  /** Persists the peer store (and DHT records) across restarts. */
+  datastore?: Datastore
+  /** Multiaddrs to listen on. @default ['/ip4/127.0.0.1/tcp/0'] */
+  listen?: string[]
+  /** Hard cap on open connections. @default 128 */
+  maxConnections?: number
+  /** Also discover peers on the LAN by multicast DNS. @default false */
+  mdns?: boolean
+  rtt?: RttMonitorInit
+  connector?: PeerConnectorInit
+}
+
+export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
+  const peerDiscovery: Array<(components: any) => PeerDiscovery> = []
+  if (init.mdns === true) peerDiscovery.push(mdns())
+  return await createLibp2p({
+    privateKey: init.privateKey,
+    datastore: init.datastore,
+    addresses: { listen: init.listen ?? ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery,
+    connectionManager: {
+      maxConnections: init.maxConnections ?? 128,
+      allow: LOOPBACK_ALLOW
+    },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: DHT_PROTOCOL,
+        clientMode: false,
+        peerInfoMapper: passthroughMapper,
+        initialQuerySelfInterval: DHT_INITIAL_QUERY_SELF_MS,
+        querySelfInterval: DHT_QUERY_SELF_MS
+      }),
+      pubsub: gossipsub(),
+      rtt: rttMonitor(init.rtt),
+      connector: peerConnector(init.connector)
+    }
+  })
+}

@@ -1,0 +1,103 @@
+import { multiaddr } from '@multiformats/multiaddr'
+import { CONFIG_VERSION, DEFAULT_API, DEFAULT_LISTEN } from './constants.ts'
+import { ConfigError, RepoVersionError } from './errors.ts'
+
+export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const
+export type LogLevel = typeof LOG_LEVELS[number]
+
+export interface ConnectionsConfig {
+  /** Connections the daemon keeps open by dialling peers it knows. */
+  target: number
+  /** Hard cap on open connections (libp2p prunes above it). */
+  max: number
+}
+
+export interface Config {
+  version: number
+  /** Multiaddrs the swarm listens on. */
+  listen: string[]
+  /** Peers dialled at start; learned peers are remembered in the datastore. */
+  bootstrap: string[]
+  /** HOST:PORT of the local control API. */
+  api: string
+  connections: ConnectionsConfig
+  logLevel: LogLevel
+  /** Find peers on the LAN by multicast DNS as well. */
+  mdns: boolean
+}
+
+export function defaultConfig (): Config {
+  return {
+    version: CONFIG_VERSION,
+    listen: [...DEFAULT_LISTEN],
+    bootstrap: [],
+    api: DEFAULT_API,
+    connections: { target: 32, max: 128 },
+    logLevel: 'info',
+    mdns: false
+  }
+}
+
+/** Throws a ConfigError naming the bad value unless `addr` parses as a multiaddr. */
+export function checkMultiaddr (addr: string, what: string): string {
+  try {
+    multiaddr(addr)
+  } catch {
+    throw new ConfigError(`malformed ${what} multiaddr "${addr}" (expected e.g. /ip4/127.0.0.1/tcp/4680)`)
+  }
+  return addr
+}
+
+/** Parses HOST:PORT (IPv6 as [::1]:PORT); throws ConfigError on anything else. */
+export function parseHostPort (value: string, what = 'API address'): { host: string, port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value)
+  const port = Number(match?.[3])
+  if (match == null || port > 65535) {
+    throw new ConfigError(`malformed ${what} "${value}" (expected HOST:PORT, e.g. 127.0.0.1:4681)`)
+  }
+  return { host: match[1] ?? match[2] ?? '', port }
+}
+
+/** Validates parsed config.json; `file` names it in errors. */
+export function parseConfig (text: string, file: string): Config {
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch (err) {
+    throw new ConfigError(`config file ${file} is not valid JSON (${(err as Error).message}); fix it or move it away and run lepton init`)
+  }
+  if (raw == null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError(`config file ${file} must hold a JSON object`)
+  }
+  const obj = raw as Record<string, unknown>
+  if (typeof obj.version !== 'number' || !Number.isInteger(obj.version)) {
+    throw new ConfigError(`config file ${file} has no version number`)
+  }
+  if (obj.version > CONFIG_VERSION) {
+    throw new RepoVersionError(`config file ${file} has version ${obj.version}, newer than this lepton understands (${CONFIG_VERSION}); upgrade lepton`)
+  }
+  const defaults = defaultConfig()
+  const config: Config = { ...defaults, ...obj, connections: { ...defaults.connections, ...(obj.connections as object ?? {}) } } as Config
+  const bad = (field: string, expected: string): never => {
+    throw new ConfigError(`config file ${file}: "${field}" must be ${expected}`)
+  }
+  if (!isStringArray(config.listen)) bad('listen', 'an array of multiaddr strings')
+  if (!isStringArray(config.bootstrap)) bad('bootstrap', 'an array of multiaddr strings')
+  if (typeof config.api !== 'string') bad('api', 'a "HOST:PORT" string')
+  if (!LOG_LEVELS.includes(config.logLevel)) bad('logLevel', `one of ${LOG_LEVELS.join(', ')}`)
+  if (typeof config.mdns !== 'boolean') bad('mdns', 'true or false')
+  if (!isPositiveInt(config.connections.target)) bad('connections.target', 'a positive integer')
+  if (!isPositiveInt(config.connections.max)) bad('connections.max', 'a positive integer')
+  config.listen.forEach(a => checkMultiaddr(a, `listen (in ${file})`))
+  config.bootstrap.forEach(a => checkMultiaddr(a, `bootstrap (in ${file})`))
+  parseHostPort(config.api, `api address (in ${file})`)
+  return config
+}
+
+function isStringArray (value: unknown): value is string[] {
+  return Array.isArray(value) && value.every(v => typeof v === 'string')
+}
+
+function isPositiveInt (value: unknown): boolean {
+  return typeof value === 'number' && Number.isInteger(value) && value > 0
+}

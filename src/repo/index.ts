@@ -1,0 +1,137 @@
+/**
+ * The on-disk repo: identity key, config, API token, datastore and the lock that
+ * keeps two daemons off one repo.
+ *
+ *   version        layout version (checked at open)
+ *   config.json    versioned config (see config.ts)
+ *   identity.key   Ed25519 private key, protobuf, mode 0600
+ *   api.token      bearer token of the control API, mode 0600
+ *   daemon.lock    pid/peer/API of the running daemon
+ *   datastore/     libp2p peer store (remembers peers across restarts)
+ */
+import { randomBytes } from 'node:crypto'
+import { chmod, mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { FsDatastore } from 'datastore-fs'
+import { defaultConfig, parseConfig } from './config.ts'
+import { FILES, REPO_VERSION } from './constants.ts'
+import { ConfigError, RepoExistsError, RepoNotFoundError, RepoVersionError } from './errors.ts'
+import { acquireLock } from './lock.ts'
+import type { Config } from './config.ts'
+import type { RepoLock } from './lock.ts'
+import type { PrivateKey } from '@libp2p/interface'
+import type { Datastore } from 'interface-datastore'
+
+export * from './errors.ts'
+export { readLock } from './lock.ts'
+export type { LockInfo, RepoLock } from './lock.ts'
+export { defaultConfig, parseConfig, parseHostPort, checkMultiaddr, LOG_LEVELS } from './config.ts'
+export type { Config, LogLevel } from './config.ts'
+export { REPO_VERSION, CONFIG_VERSION } from './constants.ts'
+
+export interface Repo {
+  readonly path: string
+  readonly config: Config
+  readonly privateKey: PrivateKey
+  readonly apiToken: string
+  /** Opens the datastore; the caller closes it. */
+  openDatastore(): Promise<Datastore & { close(): Promise<void> }>
+  /** Takes the daemon lock (RepoLockedError if a live daemon holds it). */
+  lock(): Promise<RepoLock>
+}
+
+export interface InitRepoOptions {
+  config?: Partial<Config>
+}
+
+/** `--repo`, else $LEPTON_REPO, else ~/.lepton. */
+export function resolveRepoPath (flag?: string): string {
+  return resolve(flag ?? process.env.LEPTON_REPO ?? join(homedir(), '.lepton'))
+}
+
+export async function repoExists (path: string): Promise<boolean> {
+  try {
+    await readFile(join(path, FILES.version))
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Creates a new repo at `path`; refuses to touch an existing one. */
+export async function initRepo (path: string, options: InitRepoOptions = {}): Promise<void> {
+  if (await repoExists(path)) {
+    throw new RepoExistsError(`a lepton repo already exists at ${path}; not overwriting it`)
+  }
+  await mkdir(path, { recursive: true, mode: 0o700 })
+  const entries = (await readdir(path)).filter(e => !e.startsWith('.'))
+  if (entries.length > 0) {
+    throw new RepoExistsError(`${path} is not empty (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}); choose an empty folder for the repo`)
+  }
+  const config = { ...defaultConfig(), ...options.config }
+  const key = await generateKeyPair('Ed25519')
+  await writeSecret(join(path, FILES.identity), privateKeyToProtobuf(key))
+  await writeSecret(join(path, FILES.token), randomBytes(32).toString('base64url'))
+  await writeFile(join(path, FILES.config), JSON.stringify(config, null, 2) + '\n')
+  await mkdir(join(path, FILES.datastore), { recursive: true })
+  // written last: its presence marks a complete repo
+  await writeFile(join(path, FILES.version), `${REPO_VERSION}\n`)
+}
+
+async function writeSecret (file: string, data: string | Uint8Array): Promise<void> {
+  await writeFile(file, data, { mode: 0o600, flag: 'wx' })
+  await chmod(file, 0o600) // in case the umask widened it
+}
+
+async function readVersion (path: string): Promise<void> {
+  let text: string
+  try {
+    text = await readFile(join(path, FILES.version), 'utf8')
+  } catch {
+    throw new RepoNotFoundError(`no lepton repo at ${path}; create one with "lepton init --repo ${path}" (or start "lepton daemon", which creates it)`)
+  }
+  const version = Number(text.trim())
+  if (!Number.isInteger(version)) throw new ConfigError(`repo version file ${join(path, FILES.version)} is corrupt ("${text.trim().slice(0, 20)}")`)
+  if (version > REPO_VERSION) {
+    throw new RepoVersionError(`repo ${path} has format version ${version}, newer than this lepton understands (${REPO_VERSION}); upgrade lepton`)
+  }
+}
+
+/** Reads the config of the repo at `path` (validated). */
+export async function readConfig (path: string): Promise<Config> {
+  await readVersion(path)
+  const file = join(path, FILES.config)
+  return parseConfig(await readFile(file, 'utf8'), file)
+}
+
+/** Reads the API bearer token of the repo at `path`. */
+export async function readApiToken (path: string): Promise<string> {
+  await readVersion(path)
+  return (await readFile(join(path, FILES.token), 'utf8')).trim()
+}
+
+export async function openRepo (path: string): Promise<Repo> {
+  const config = await readConfig(path)
+  const keyFile = join(path, FILES.identity)
+  let privateKey: PrivateKey
+  try {
+    privateKey = privateKeyFromProtobuf(await readFile(keyFile))
+  } catch (err) {
+    throw new ConfigError(`identity key ${keyFile} is unreadable or corrupt (${(err as Error).message})`)
+  }
+  const apiToken = await readApiToken(path)
+  return {
+    path,
+    config,
+    privateKey,
+    apiToken,
+    async openDatastore () {
+      const ds = new FsDatastore(join(path, FILES.datastore))
+      await ds.open()
+      return ds
+    },
+    lock: async () => await acquireLock(path)
+  }
+}

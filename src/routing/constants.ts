@@ -1,0 +1,40 @@
+import { PROTOCOL_PREFIX } from '../node/constants.ts'
+
+export const RTT_PROTOCOL = `${PROTOCOL_PREFIX}/rtt/1.0.0`
+
+/** Bytes in one probe: u32 sequence number, then padding. */
+export const PROBE_BYTES = 16
+
+/** Time between probes to each connected peer. */
+export const RTT_INTERVAL_MS = 1000
+
+/** A probe with no echo after this long counts as lost. */
+export const RTT_TIMEOUT_MS = 5000
+
+/** Samples in the median filter. */
+export const RTT_WINDOW = 9
+
+/** Weight of the newest median in the smoothed estimate. */
+export const RTT_EWMA_ALPHA = 0.25
+
+/** An echo stream may carry at most this many bytes per second before we drop it. */
+export const RTT_MAX_ECHO_BYTES_PER_S = 64 * 1024
+
+/** How often the connector checks the connection count. */
+export const CONNECTOR_INTERVAL_MS = 2000
+
+/** Dials the connector runs at once. */
+export const CONNECTOR_PARALLEL_DIALS = 8
+
+export const DIAL_TIMEOUT_MS = 10_000
+
+/** Backoff between bootstrap attempts: starts here, doubles, caps below. */
+export const BOOTSTRAP_BACKOFF_MIN_MS = 1000
+export const BOOTSTRAP_BACKOFF_MAX_MS = 60_000
+
+/** Backoff before redialling a peer that failed: starts here, doubles, caps below. */
+export const PEER_BACKOFF_MIN_MS = 2000
+export const PEER_BACKOFF_MAX_MS = 5 * 60_000
+
+/** Least time between two DHT random walks while short of connections. */
+export const RANDOM_WALK_INTERVAL_MS = 15_000

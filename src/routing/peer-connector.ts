@@ -1,0 +1,167 @@
+import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { multiaddr } from '@multiformats/multiaddr'
+import { silentLogger } from '../log.ts'
+import {
+  BOOTSTRAP_BACKOFF_MAX_MS, BOOTSTRAP_BACKOFF_MIN_MS, CONNECTOR_INTERVAL_MS, CONNECTOR_PARALLEL_DIALS,
+  DIAL_TIMEOUT_MS, PEER_BACKOFF_MAX_MS, PEER_BACKOFF_MIN_MS, RANDOM_WALK_INTERVAL_MS
+} from './constants.ts'
+import type { PeerConnector, PeerConnectorComponents, PeerConnectorInit } from './index.ts'
+import type { Logger } from '../log.ts'
+import type { PeerId, Startable } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+interface Backoff { until: number, delayMs: number }
+
+/**
+ * libp2p 3 has no auto-dialer. This keeps `target` connections open: it dials
+ * the bootstrap addresses (retrying with backoff while they are unreachable),
+ * then whatever peers the peer store knows (learned through the DHT and kept in
+ * the datastore, so a restarted daemon rejoins without a bootstrap address), and
+ * walks the DHT for more while it is short.
+ */
+export class DefaultPeerConnector implements PeerConnector, Startable {
+  private readonly components: PeerConnectorComponents
+  private readonly bootstrap: Multiaddr[]
+  private readonly target: number
+  private readonly intervalMs: number
+  private readonly log: Logger
+  private readonly backoff = new Map<string, Backoff>()
+  private shutdown = new AbortController()
+  private timer?: ReturnType<typeof setInterval>
+  private maintaining = false
+  private again = false
+  private lastWalk = 0
+
+  constructor (components: PeerConnectorComponents, init: PeerConnectorInit) {
+    this.components = components
+    this.bootstrap = (init.bootstrap ?? []).map(a => multiaddr(a))
+    this.target = init.targetConnections ?? 32
+    this.intervalMs = init.intervalMs ?? CONNECTOR_INTERVAL_MS
+    this.log = init.log ?? silentLogger
+    this.schedule = this.schedule.bind(this)
+  }
+
+  readonly [Symbol.toStringTag] = 'lepton:peer-connector'
+
+  async start (): Promise<void> {
+    this.shutdown = new AbortController()
+    this.components.events.addEventListener('peer:discovery', this.schedule)
+    this.components.events.addEventListener('peer:disconnect', this.schedule)
+    this.timer = setInterval(this.schedule, this.intervalMs)
+    this.timer.unref()
+  }
+
+  /** Runs after every service has started, so dials can use the DHT and identify. */
+  afterStart (): void {
+    for (const addr of this.bootstrap) {
+      this.joinVia(addr).catch(err => { if (!this.shutdown.signal.aborted) this.log.warn('bootstrap failed', { addr: addr.toString(), err }) })
+    }
+    this.schedule()
+  }
+
+  async stop (): Promise<void> {
+    this.shutdown.abort()
+    clearInterval(this.timer)
+    this.components.events.removeEventListener('peer:discovery', this.schedule)
+    this.components.events.removeEventListener('peer:disconnect', this.schedule)
+  }
+
+  connectedPeers (): PeerId[] {
+    const peers = new Map<string, PeerId>()
+    for (const conn of this.components.connectionManager.getConnections()) peers.set(conn.remotePeer.toString(), conn.remotePeer)
+    return [...peers.values()]
+  }
+
+  private schedule (): void {
+    if (this.shutdown.signal.aborted) return
+    if (this.maintaining) {
+      this.again = true
+      return
+    }
+    this.maintaining = true
+    this.maintain()
+      .catch(err => { this.log.debug('maintenance failed', { err }) })
+      .finally(() => {
+        this.maintaining = false
+        if (this.again) {
+          this.again = false
+          setTimeout(this.schedule, 50).unref()
+        }
+      })
+  }
+
+  /** Dials a bootstrap address until it answers, then asks the DHT for our neighbours. */
+  private async joinVia (addr: Multiaddr): Promise<void> {
+    let delayMs = BOOTSTRAP_BACKOFF_MIN_MS
+    const signal = this.shutdown.signal
+    while (!signal.aborted) {
+      try {
+        const conn = await this.components.connectionManager.openConnection(addr, {
+          signal: AbortSignal.any([signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)])
+        })
+        this.log.info('connected to bootstrap', { peer: conn.remotePeer.toString(), addr: addr.toString() })
+        await this.walk(this.components.peerId.toMultihash().bytes)
+        return
+      } catch (err) {
+        if (signal.aborted) return
+        this.log.warn('bootstrap unreachable', { addr: addr.toString(), err, retryInS: delayMs / 1000 })
+        await sleep(delayMs, undefined, { signal }).catch(() => {})
+        delayMs = Math.min(delayMs * 2, BOOTSTRAP_BACKOFF_MAX_MS)
+      }
+    }
+  }
+
+  /** A DHT lookup; every peer it meets lands in the peer store, then we dial. */
+  private async walk (key: Uint8Array): Promise<void> {
+    this.lastWalk = Date.now()
+    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)])
+    let found = 0
+    try {
+      for await (const peer of this.components.peerRouting.getClosestPeers(key, { signal })) {
+        if (peer.id.equals(this.components.peerId)) continue
+        found++
+        if (peer.multiaddrs.length > 0) await this.components.peerStore.merge(peer.id, { multiaddrs: peer.multiaddrs })
+      }
+    } catch (err) {
+      this.log.debug('DHT lookup ended early', { err })
+    }
+    this.log.debug('DHT lookup done', { found })
+    this.schedule()
+  }
+
+  private async maintain (): Promise<void> {
+    const connected = new Set(this.connectedPeers().map(p => p.toString()))
+    if (connected.size >= this.target) return
+    const now = Date.now()
+    const self = this.components.peerId.toString()
+    const candidates = (await this.components.peerStore.all())
+      .filter(p => {
+        const id = p.id.toString()
+        return id !== self && !connected.has(id) && p.addresses.length > 0 && (this.backoff.get(id)?.until ?? 0) <= now
+      })
+      .slice(0, this.target - connected.size)
+    for (let i = 0; i < candidates.length; i += CONNECTOR_PARALLEL_DIALS) {
+      await Promise.all(candidates.slice(i, i + CONNECTOR_PARALLEL_DIALS).map(async (peer) => await this.dial(peer.id)))
+    }
+    if (connected.size > 0 && this.connectedPeers().length < this.target && now - this.lastWalk > RANDOM_WALK_INTERVAL_MS) {
+      await this.walk(randomBytes(32))
+    }
+  }
+
+  private async dial (peer: PeerId): Promise<void> {
+    const id = peer.toString()
+    try {
+      await this.components.connectionManager.openConnection(peer, {
+        signal: AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)])
+      })
+      this.backoff.delete(id)
+      this.log.info('connected', { peer: id })
+    } catch (err) {
+      const previous = this.backoff.get(id)
+      const delayMs = Math.min(previous == null ? PEER_BACKOFF_MIN_MS : previous.delayMs * 2, PEER_BACKOFF_MAX_MS)
+      this.backoff.set(id, { until: Date.now() + delayMs, delayMs })
+      this.log.debug('dial failed', { peer: id, err, retryInS: delayMs / 1000 })
+    }
+  }
+}

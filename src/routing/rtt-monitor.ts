@@ -20,6 +20,8 @@ interface Prober {
   nextSeq: number
   pending: Map<number, Pending>
   received: Uint8ArrayList
+  /** The first echo on a new stream also pays for protocol negotiation: not a sample. */
+  warm: boolean
 }
 
 /**
@@ -111,7 +113,7 @@ export class DefaultRttMonitor implements RttMonitor, Startable {
     const key = peer.toString()
     let prober = this.probers.get(key)
     if (prober == null) {
-      prober = { peer, nextSeq: 0, pending: new Map(), received: new Uint8ArrayList() }
+      prober = { peer, nextSeq: 0, pending: new Map(), received: new Uint8ArrayList(), warm: false }
       this.probers.set(key, prober)
     }
     if (!this.estimators.has(key)) this.estimators.set(key, new RttEstimator())
@@ -152,6 +154,7 @@ export class DefaultRttMonitor implements RttMonitor, Startable {
         })
         prober.stream = stream
         prober.received = new Uint8ArrayList()
+        prober.warm = false
         stream.addEventListener('message', (evt) => { this.onEcho(prober, evt.data) })
         stream.addEventListener('close', () => {
           if (prober.stream === stream) prober.stream = undefined
@@ -185,6 +188,13 @@ export class DefaultRttMonitor implements RttMonitor, Startable {
       if (pending == null) continue // late echo of a probe already counted lost
       prober.pending.delete(seq)
       const rttMs = now - pending.sentAt
+      if (!prober.warm) {
+        prober.warm = true
+        if (pending.resolve == null) {
+          this.sendProbe(prober) // the first real sample, without waiting for the next tick
+          continue
+        }
+      }
       this.estimators.get(prober.peer.toString())?.addSample(rttMs)
       pending.resolve?.(rttMs)
     }

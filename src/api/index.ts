@@ -1,0 +1,11 @@
+/**
+ * The local control API (HTTP on loopback, bearer token) and its TypeScript
+ * client. The server side is started by the daemon; programs use `Client`.
+ */
+export { Client } from './client.ts'
+export type { ClientOptions } from './client.ts'
+export { startApiServer } from './server.ts'
+export type { ApiServer, ApiServerInit } from './server.ts'
+export * from './errors.ts'
+export * from './types.ts'
+export { API_PREFIX, MAX_BODY_BYTES } from './constants.ts'

@@ -1,0 +1,64 @@
+import { Daemon } from '../daemon.ts'
+import { createLogger } from '../log.ts'
+import { LOG_LEVELS, readConfig, repoExists, resolveRepoPath } from '../repo/index.ts'
+import { VERSION } from '../version.ts'
+import { UsageError, expectPositionals, flag, list, repoFlag, str } from './command.ts'
+import type { Command } from './command.ts'
+import type { LogLevel } from '../repo/index.ts'
+
+/** SIGINT/SIGTERM must end the process within 3 s even if a stop step hangs. */
+const STOP_DEADLINE_MS = 2800
+
+export const daemon: Command = {
+  name: 'daemon',
+  summary: 'Run the lepton daemon: join the mesh, serve the control API. Creates the repo on first run.\nPrints its peer id and dialable addresses; give one to other machines as --bootstrap.',
+  options: {
+    ...repoFlag,
+    listen: { type: 'string', multiple: true, valueName: 'MULTIADDR', description: 'swarm listen address (default from config: /ip4/0.0.0.0/tcp/4680)' },
+    bootstrap: { type: 'string', multiple: true, valueName: 'MULTIADDR', description: 'peer to join the mesh through, e.g. /ip4/10.0.0.5/tcp/4680/p2p/12D3...' },
+    api: { type: 'string', valueName: 'HOST:PORT', description: 'control API address (default from config: 127.0.0.1:4681)' },
+    'log-level': { type: 'string', valueName: 'LEVEL', description: `one of ${LOG_LEVELS.join(', ')} (default from config: info)` },
+    mdns: { type: 'boolean', description: 'also find peers on the LAN by multicast DNS' }
+  },
+  async run (parsed) {
+    expectPositionals(this, parsed, 0)
+    const repo = resolveRepoPath(str(parsed, 'repo'))
+    const levelFlag = str(parsed, 'log-level')
+    if (levelFlag != null && !(LOG_LEVELS as readonly string[]).includes(levelFlag)) {
+      throw new UsageError(`unknown log level "${levelFlag}"; use one of ${LOG_LEVELS.join(', ')}`)
+    }
+    const level = (levelFlag ?? (await repoExists(repo) ? (await readConfig(repo)).logLevel : 'info')) as LogLevel
+    const log = createLogger({ level, name: 'daemon' })
+    const d = await Daemon.start({
+      repo,
+      listen: list(parsed, 'listen'),
+      bootstrap: list(parsed, 'bootstrap'),
+      api: str(parsed, 'api'),
+      mdns: flag(parsed, 'mdns') ? true : undefined,
+      log
+    })
+    const id = d.id()
+    process.stdout.write([
+      `lepton daemon ${VERSION}`,
+      `peer id: ${id.peerId}`,
+      'addresses:',
+      ...id.addresses.map(a => `  ${a}`),
+      `api: ${d.apiAddress}`,
+      `repo: ${repo}`,
+      'ready',
+      ''
+    ].join('\n'))
+    const onSignal = (signal: string): void => {
+      log.info('signal received, stopping', { signal })
+      setTimeout(() => {
+        log.error('clean stop took too long; exiting now', { deadlineMs: STOP_DEADLINE_MS })
+        process.exit(1)
+      }, STOP_DEADLINE_MS).unref()
+      d.stop().catch(() => {})
+    }
+    process.once('SIGINT', onSignal)
+    process.once('SIGTERM', onSignal)
+    await d.stopped
+    return 0
+  }
+}

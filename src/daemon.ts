@@ -1,0 +1,161 @@
+/**
+ * The daemon: opens (or creates) the repo, takes its lock, starts the libp2p
+ * node and the control API, and stops all of it in reverse order.
+ */
+import { startApiServer, AddressInUseError } from './api/index.ts'
+import { LeptonError } from './errors.ts'
+import { silentLogger } from './log.ts'
+import { createNode } from './node/index.ts'
+import { checkMultiaddr, initRepo, openRepo, parseHostPort, repoExists } from './repo/index.ts'
+import { VERSION } from './version.ts'
+import type { ApiBackend, ApiServer, IdInfo, PeerInfo, StatusInfo } from './api/index.ts'
+import type { Logger } from './log.ts'
+import type { LeptonNode } from './node/index.ts'
+import type { RepoLock } from './repo/index.ts'
+
+export interface DaemonInit {
+  /** Repo folder; created on first start. */
+  repo: string
+  /** Swarm listen multiaddrs; the config's when absent. */
+  listen?: string[]
+  /** Extra bootstrap multiaddrs, added to the config's. */
+  bootstrap?: string[]
+  /** HOST:PORT of the control API; the config's when absent. */
+  api?: string
+  mdns?: boolean
+  log?: Logger
+  /** Milliseconds between RTT probes. @default 1000 */
+  rttIntervalMs?: number
+  /** Milliseconds between connection-count checks. @default 2000 */
+  connectorIntervalMs?: number
+}
+
+export class Daemon implements ApiBackend {
+  readonly node: LeptonNode
+  readonly repo: string
+  private api?: ApiServer
+  private readonly lock: RepoLock
+  private readonly closeDatastore: () => Promise<void>
+  private readonly startedAt = Date.now()
+  private readonly log: Logger
+  private stopping?: Promise<void>
+  /** Resolves once the daemon has stopped (by stop() or the API). */
+  readonly stopped: Promise<void>
+  private resolveStopped!: () => void
+
+  private constructor (parts: { node: LeptonNode, repo: string, lock: RepoLock, closeDatastore: () => Promise<void>, log: Logger }) {
+    this.node = parts.node
+    this.repo = parts.repo
+    this.lock = parts.lock
+    this.closeDatastore = parts.closeDatastore
+    this.log = parts.log
+    this.stopped = new Promise(resolve => { this.resolveStopped = resolve })
+  }
+
+  static async start (init: DaemonInit): Promise<Daemon> {
+    const log = init.log ?? silentLogger
+    init.listen?.forEach(a => checkMultiaddr(a, '--listen'))
+    init.bootstrap?.forEach(a => checkMultiaddr(a, '--bootstrap'))
+    if (init.api != null) parseHostPort(init.api, '--api address')
+    if (!await repoExists(init.repo)) {
+      await initRepo(init.repo)
+      log.info('created repo', { path: init.repo })
+    }
+    const repo = await openRepo(init.repo)
+    const lock = await repo.lock()
+    const cleanups: Array<() => Promise<void>> = [async () => { await lock.release() }]
+    const unwind = async (): Promise<void> => {
+      for (const fn of cleanups.reverse()) await fn().catch(() => {})
+    }
+    try {
+      const datastore = await repo.openDatastore()
+      cleanups.push(async () => { await datastore.close() })
+      const listen = init.listen ?? repo.config.listen
+      const bootstrap = [...repo.config.bootstrap, ...(init.bootstrap ?? [])]
+      let node: LeptonNode
+      try {
+        node = await createNode({
+          privateKey: repo.privateKey,
+          datastore,
+          listen,
+          maxConnections: repo.config.connections.max,
+          mdns: init.mdns ?? repo.config.mdns,
+          rtt: { intervalMs: init.rttIntervalMs },
+          connector: { bootstrap, targetConnections: repo.config.connections.target, intervalMs: init.connectorIntervalMs, log: log.child('connector') }
+        })
+      } catch (err) {
+        throw listenError(err as Error, listen)
+      }
+      cleanups.push(async () => { await node.stop() })
+      const daemon = new Daemon({ node, repo: init.repo, lock, closeDatastore: async () => { await datastore.close() }, log })
+      const apiAddr = parseHostPort(init.api ?? repo.config.api)
+      daemon.api = await startApiServer({ host: apiAddr.host, port: apiAddr.port, token: repo.apiToken, backend: daemon, log: log.child('api') })
+      await lock.update({ peerId: node.peerId.toString(), api: daemon.api.address })
+      log.info('started', { peer: node.peerId.toString(), api: daemon.api.address })
+      return daemon
+    } catch (err) {
+      await unwind()
+      throw err
+    }
+  }
+
+  get apiAddress (): string {
+    return this.api?.address ?? ''
+  }
+
+  id (): IdInfo {
+    return { peerId: this.node.peerId.toString(), addresses: this.node.getMultiaddrs().map(a => a.toString()) }
+  }
+
+  /** Connected peers with the addresses they listen on (from identify) and their RTT. */
+  async peers (): Promise<PeerInfo[]> {
+    const out: PeerInfo[] = []
+    for (const peer of this.node.getPeers()) {
+      const id = peer.toString()
+      let addresses: string[] = []
+      try {
+        addresses = (await this.node.peerStore.get(peer)).addresses.map(a => a.multiaddr.encapsulate(`/p2p/${id}`).toString())
+      } catch {}
+      if (addresses.length === 0) addresses = this.node.getConnections(peer).map(c => c.remoteAddr.toString())
+      const rttMs = this.node.services.rtt.rttMs(peer)
+      out.push({ peerId: id, addresses, rttMs: rttMs === undefined ? null : Math.round(rttMs * 1000) / 1000 })
+    }
+    return out.sort((a, b) => a.peerId.localeCompare(b.peerId))
+  }
+
+  status (): StatusInfo {
+    return {
+      peerId: this.node.peerId.toString(),
+      version: VERSION,
+      uptimeMs: Date.now() - this.startedAt,
+      peerCount: new Set(this.node.getConnections().map(c => c.remotePeer.toString())).size,
+      listenAddresses: this.node.getMultiaddrs().map(a => a.toString()),
+      repo: this.repo,
+      api: this.apiAddress
+    }
+  }
+
+  /** Stops the API, the node and the datastore, then releases the lock. Idempotent. */
+  async stop (): Promise<void> {
+    this.stopping ??= (async () => {
+      this.log.info('stopping')
+      await this.api?.close().catch(() => {})
+      await Promise.resolve(this.node.stop()).catch((err: Error) => { this.log.warn('libp2p stop failed', { err }) })
+      await this.closeDatastore().catch(() => {})
+      await this.lock.release().catch(() => {})
+      this.log.info('stopped')
+      this.resolveStopped()
+    })()
+    await this.stopping
+  }
+}
+
+function listenError (err: Error, listen: string[]): Error {
+  const text = `${err.message} ${String((err as { cause?: unknown }).cause ?? '')}`
+  if (/EADDRINUSE/.test(text)) return new AddressInUseError(`swarm address already in use (${listen.join(', ')}); pick another with --listen /ip4/0.0.0.0/tcp/PORT`)
+  if (/EADDRNOTAVAIL/.test(text)) return new AddressInUseError(`cannot listen on ${listen.join(', ')}: no such local address`)
+  if (err.name === 'NoValidAddressesError' || err.name === 'UnsupportedListenAddressesError') {
+    return new LeptonError(`cannot listen on ${listen.join(', ')} (${err.message})`)
+  }
+  return err
+}

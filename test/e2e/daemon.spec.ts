@@ -99,10 +99,14 @@ describe('a mesh of six daemons', () => {
     expect((await tooBig.json()).error.name).toBe('PayloadTooLargeError')
   })
 
-  it('an API port already in use is a clear one-line error', async () => {
+  it('an API or swarm port already in use is a clear one-line error', async () => {
     const d = mesh.daemons[0] as DaemonProcess
     const dir = await mkdtemp(join(tmpdir(), 'lepton-port-'))
     try {
+      const swarm = await runCli(['daemon', '--repo', join(dir, 's'), '--listen', (d.addresses[0] as string).replace(/\/p2p\/.*$/, ''), '--api', '127.0.0.1:0'])
+      expect(swarm.code).not.toBe(0)
+      expect(swarm.stderr).toMatch(/^lepton: swarm address already in use .*--listen/m)
+      expect(swarm.stderr).not.toMatch(/\n\s+at /)
       const res = await runCli(['daemon', '--repo', join(dir, 'r'), '--listen', '/ip4/127.0.0.1/tcp/0', '--api', d.api])
       expect(res.code).not.toBe(0)
       expect(res.stderr).toMatch(/^lepton: API address .* is already in use .*--api/m)

@@ -10,6 +10,8 @@ import { LocalMesh, cliJson, runCli, startDaemon } from '../../scripts/local-mes
 import type { IdInfo, PeerInfo, StatusInfo } from '../../src/api/index.ts'
 import type { DaemonProcess } from '../../scripts/local-mesh.ts'
 
+interface ApiErrorBody { error: { name: string, message: string } }
+
 async function peersOf (d: DaemonProcess): Promise<PeerInfo[]> {
   return await cliJson<PeerInfo[]>(['peers', '--repo', d.repo])
 }
@@ -85,18 +87,18 @@ describe('a mesh of six daemons', () => {
     const token = (await readFile(join(d.repo, 'api.token'), 'utf8')).trim()
     const noToken = await fetch(`http://${d.api}/v1/peers`)
     expect(noToken.status).toBe(401)
-    expect((await noToken.json()).error.name).toBe('UnauthorizedError')
+    expect((await noToken.json() as ApiErrorBody).error.name).toBe('UnauthorizedError')
     const wrong = await fetch(`http://${d.api}/v1/peers`, { headers: { authorization: `Bearer ${token.slice(1)}x` } })
     expect(wrong.status).toBe(401)
     const ok = await fetch(`http://${d.api}/v1/id`, { headers: { authorization: `Bearer ${token}` } })
     expect(ok.status).toBe(200)
-    expect((await ok.json()).peerId).toBe(d.peerId)
+    expect((await ok.json() as IdInfo).peerId).toBe(d.peerId)
     const missing = await fetch(`http://${d.api}/v1/nope`, { headers: { authorization: `Bearer ${token}` } })
     expect(missing.status).toBe(404)
-    expect((await missing.json()).error.name).toBe('NotFoundError')
+    expect((await missing.json() as ApiErrorBody).error.name).toBe('NotFoundError')
     const tooBig = await fetch(`http://${d.api}/v1/stop`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: 'x'.repeat(2 * 1024 * 1024) })
     expect(tooBig.status).toBe(413)
-    expect((await tooBig.json()).error.name).toBe('PayloadTooLargeError')
+    expect((await tooBig.json() as ApiErrorBody).error.name).toBe('PayloadTooLargeError')
   })
 
   it('an API or swarm port already in use is a clear one-line error', async () => {

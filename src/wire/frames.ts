@@ -1,0 +1,87 @@
+/**
+ * Length-prefixed frames (unsigned varint, then the bytes) on a libp2p stream.
+ * The length is checked against a limit before a single byte of the body is
+ * buffered, so a peer cannot make us allocate what it claims.
+ */
+import { Uint8ArrayList } from 'uint8arraylist'
+import { FrameTooLargeError, ProtocolViolationError } from './errors.ts'
+import type { Stream } from '@libp2p/interface'
+
+export function encodeVarint (value: number): Uint8Array {
+  const out: number[] = []
+  let v = value
+  while (v >= 0x80) {
+    out.push((v % 0x80) | 0x80)
+    v = Math.floor(v / 0x80)
+  }
+  out.push(v)
+  return Uint8Array.from(out)
+}
+
+/** Splits incoming bytes into frames; throws on an oversized or malformed length. */
+export class FrameDecoder {
+  private readonly buffer = new Uint8ArrayList()
+  private readonly maxFrameBytes: number
+
+  constructor (maxFrameBytes: number) {
+    this.maxFrameBytes = maxFrameBytes
+  }
+
+  /** Appends bytes and returns every complete frame they finish. */
+  push (data: Uint8Array | Uint8ArrayList): Uint8Array[] {
+    this.buffer.append(data)
+    const frames: Uint8Array[] = []
+    for (;;) {
+      let length = 0
+      let shift = 1
+      let pos = 0
+      let complete = false
+      while (pos < this.buffer.byteLength) {
+        const byte = this.buffer.get(pos++)
+        length += (byte & 0x7f) * shift
+        shift *= 0x80
+        if ((byte & 0x80) === 0) {
+          complete = true
+          break
+        }
+        if (pos >= 8) throw new ProtocolViolationError('malformed frame length')
+      }
+      if (!complete) break
+      if (length > this.maxFrameBytes) throw new FrameTooLargeError(`frame of ${length} bytes exceeds the limit of ${this.maxFrameBytes}`)
+      if (this.buffer.byteLength < pos + length) break
+      frames.push(this.buffer.subarray(pos, pos + length))
+      this.buffer.consume(pos + length)
+    }
+    return frames
+  }
+
+  get bufferedBytes (): number {
+    return this.buffer.byteLength
+  }
+}
+
+/**
+ * Sends one frame, waiting for the stream's `drain` event when its buffer is
+ * full (never `onDrain()`: it resolves at once after the first drain).
+ */
+export async function sendFrame (stream: Stream, frame: Uint8Array, signal?: AbortSignal): Promise<void> {
+  const list = new Uint8ArrayList(encodeVarint(frame.byteLength), frame)
+  if (stream.send(list)) return
+  await waitForDrain(stream, signal)
+}
+
+export async function waitForDrain (stream: Stream, signal?: AbortSignal): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const cleanup = (): void => {
+      stream.removeEventListener('drain', onDrain)
+      stream.removeEventListener('close', onClose)
+      signal?.removeEventListener('abort', onAbort)
+    }
+    const onDrain = (): void => { cleanup(); resolve() }
+    const onClose = (): void => { cleanup(); reject(new ProtocolViolationError('stream closed while sending')) }
+    const onAbort = (): void => { cleanup(); reject(signal?.reason) }
+    stream.addEventListener('drain', onDrain)
+    stream.addEventListener('close', onClose)
+    signal?.addEventListener('abort', onAbort)
+  })
+}

@@ -1,0 +1,50 @@
+import { PROTOCOL_PREFIX } from '../node/constants.ts'
+
+/** On-disk layout of blocks/ (checked at open). */
+export const BLOCKSTORE_VERSION = 1
+
+/** Leaf size of the UnixFS importer: the same as `ipfs add --chunker size-262144`. */
+export const CHUNK_BYTES = 262_144
+
+/** Links per interior node of the balanced DAG (kubo's default). */
+export const MAX_CHILDREN_PER_NODE = 174
+
+/** Stored form: the first byte of a block file says how the rest is encoded. */
+export const CODEC_RAW = 0
+export const CODEC_DEFLATE = 1
+
+/** Blocks smaller than this are never compressed. */
+export const COMPRESS_MIN_BYTES = 1024
+
+/** Bytes deflated to decide whether a block is worth compressing. */
+export const COMPRESS_SAMPLE_BYTES = 16 * 1024
+
+/** Compress only if the result is at most this share of the original (saves >= 10%). */
+export const COMPRESS_MAX_RATIO = 0.9
+
+/** The block exchange protocol. */
+export const BLOCKS_PROTOCOL = `${PROTOCOL_PREFIX}/blocks/1.0.0`
+
+/** The replication (fetch-and-pin) request protocol. */
+export const PIN_PROTOCOL = `${PROTOCOL_PREFIX}/pin/1.0.0`
+
+/** Largest block we accept (IPFS's limit is 2 MiB; ours are <= 256 KiB + a header). */
+export const MAX_BLOCK_BYTES = 2 * 1024 * 1024
+
+/** Largest frame on the block protocol: one block plus its envelope. */
+export const MAX_BLOCK_FRAME_BYTES = MAX_BLOCK_BYTES + 1024
+
+/** Wants outstanding per provider: the application-level flow-control window. */
+export const WANT_WINDOW = 32
+
+/** A want with no answer after this long is given to another provider. */
+export const WANT_TIMEOUT_MS = 15_000
+
+/** Default time allowed to find any provider of a CID. */
+export const FIND_TIMEOUT_MS = 30_000
+
+/** How long to wait for connected peers to answer "have?" before asking the DHT too. */
+export const HAVE_TIMEOUT_MS = 1000
+
+/** Provider records are republished this often. */
+export const REPROVIDE_INTERVAL_MS = 6 * 60 * 60 * 1000

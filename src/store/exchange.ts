@@ -1,0 +1,193 @@
+/**
+ * /lepton/blocks/1.0.0: one long-lived stream per peer carrying numbered
+ * requests (WANT, HAVE_QUERY) and answers (BLOCK, DONT_HAVE, HAVE). The asking
+ * side bounds its outstanding wants (see fetcher.ts), which is the flow control:
+ * yamux alone does not slow a writer for a slow reader.
+ */
+import { CID } from 'multiformats/cid'
+import { FrameDecoder, ProtocolViolationError, sendFrame } from '../wire/index.ts'
+import { BLOCKS_PROTOCOL, MAX_BLOCK_FRAME_BYTES } from './constants.ts'
+import { BlockNotFoundError } from './errors.ts'
+import { BlockMessageCodec, MSG } from './messages.ts'
+import type { StoredBlock } from './blockstore.ts'
+import type { BlockMessage } from './messages.ts'
+import type { Logger } from '../log.ts'
+import type { LeptonNode } from '../node/index.ts'
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+
+/** What the exchange serves from: the local blockstore (or, in tests, a liar). */
+export interface BlockSource {
+  getStored(cid: CID): Promise<StoredBlock>
+  has(cid: CID): Promise<boolean>
+}
+
+export class SessionClosedError extends Error {
+  override name = 'SessionClosedError'
+}
+
+interface Pending {
+  resolve(msg: BlockMessage): void
+  reject(err: Error): void
+}
+
+/** Our side of one peer's block stream. */
+export class BlockSession {
+  readonly peer: PeerId
+  private readonly stream: Stream
+  private readonly pending = new Map<number, Pending>()
+  private readonly decoder = new FrameDecoder(MAX_BLOCK_FRAME_BYTES)
+  private nextId = 1
+  closed = false
+
+  constructor (peer: PeerId, stream: Stream, onClose: () => void) {
+    this.peer = peer
+    this.stream = stream
+    stream.addEventListener('message', (evt) => {
+      try {
+        for (const frame of this.decoder.push(evt.data)) this.onAnswer(BlockMessageCodec.decode(frame))
+      } catch (err) {
+        this.close(err as Error)
+      }
+    })
+    stream.addEventListener('close', () => {
+      this.close(new SessionClosedError(`block stream to ${peer.toString()} closed`))
+      onClose()
+    })
+  }
+
+  get outstanding (): number {
+    return this.pending.size
+  }
+
+  private onAnswer (msg: BlockMessage): void {
+    const p = this.pending.get(msg.id)
+    if (p == null) return // answer to a want we gave up on
+    this.pending.delete(msg.id)
+    p.resolve(msg)
+  }
+
+  private async request (type: number, cid: CID, signal?: AbortSignal): Promise<BlockMessage> {
+    if (this.closed) throw new SessionClosedError(`block stream to ${this.peer.toString()} is closed`)
+    const id = this.nextId
+    this.nextId = (this.nextId % 0xffffffff) + 1
+    const answer = new Promise<BlockMessage>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject })
+      signal?.addEventListener('abort', () => {
+        if (this.pending.delete(id)) reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
+      }, { once: true })
+    })
+    await sendFrame(this.stream, BlockMessageCodec.encode({ id, type, cid: cid.bytes, codec: 0, data: new Uint8Array(0) }), signal)
+    return await answer
+  }
+
+  /** The block in stored form, or undefined if the peer does not hold it. Not verified here. */
+  async want (cid: CID, signal?: AbortSignal): Promise<StoredBlock | undefined> {
+    const msg = await this.request(MSG.WANT, cid, signal)
+    if (msg.type === MSG.BLOCK) return { codec: msg.codec, payload: msg.data }
+    if (msg.type === MSG.DONT_HAVE) return undefined
+    throw new ProtocolViolationError(`unexpected answer type ${msg.type} to a want`)
+  }
+
+  async have (cid: CID, signal?: AbortSignal): Promise<boolean> {
+    return (await this.request(MSG.HAVE_QUERY, cid, signal)).type === MSG.HAVE
+  }
+
+  close (err?: Error): void {
+    if (this.closed) return
+    this.closed = true
+    for (const p of this.pending.values()) p.reject(err ?? new SessionClosedError('session closed'))
+    this.pending.clear()
+    if (err != null) this.stream.abort(err)
+    else this.stream.close().catch(() => {})
+  }
+}
+
+export interface BlockExchangeInit {
+  node: LeptonNode
+  source: BlockSource
+  log: Logger
+}
+
+export class BlockExchange {
+  private readonly node: LeptonNode
+  private readonly source: BlockSource
+  private readonly log: Logger
+  private readonly sessions = new Map<string, Promise<BlockSession>>()
+  private stopped = false
+
+  constructor (init: BlockExchangeInit) {
+    this.node = init.node
+    this.source = init.source
+    this.log = init.log
+  }
+
+  async start (): Promise<void> {
+    await this.node.handle(BLOCKS_PROTOCOL, (stream, connection) => {
+      this.serve(stream, connection).catch(err => {
+        this.log.debug('block stream ended', { peer: connection.remotePeer.toString(), err })
+        stream.abort(err as Error)
+      })
+    }, { maxInboundStreams: 8, maxOutboundStreams: 8 })
+  }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    await this.node.unhandle(BLOCKS_PROTOCOL)
+    for (const s of this.sessions.values()) s.then(session => { session.close() }).catch(() => {})
+    this.sessions.clear()
+  }
+
+  /** The session to `peer`, opening the stream if there is none. */
+  async session (peer: PeerId, signal?: AbortSignal): Promise<BlockSession> {
+    const key = peer.toString()
+    let session = this.sessions.get(key)
+    if (session == null) {
+      session = (async () => {
+        const stream = await this.node.dialProtocol(peer, BLOCKS_PROTOCOL, { signal })
+        return new BlockSession(peer, stream, () => {
+          if (this.sessions.get(key) === session) this.sessions.delete(key)
+        })
+      })()
+      this.sessions.set(key, session)
+      session.catch(() => { if (this.sessions.get(key) === session) this.sessions.delete(key) })
+    }
+    const s = await session
+    if (s.closed) {
+      this.sessions.delete(key)
+      return await this.session(peer, signal)
+    }
+    return s
+  }
+
+  /** Answers a peer's requests in order; any malformed frame ends the stream. */
+  private async serve (stream: Stream, connection: Connection): Promise<void> {
+    const decoder = new FrameDecoder(1024) // requests are tiny
+    for await (const chunk of stream) {
+      if (this.stopped) break
+      for (const frame of decoder.push(chunk)) {
+        const req = BlockMessageCodec.decode(frame)
+        let cid: CID
+        try {
+          cid = CID.decode(req.cid)
+        } catch {
+          throw new ProtocolViolationError(`peer ${connection.remotePeer.toString()} sent an invalid CID`)
+        }
+        await sendFrame(stream, BlockMessageCodec.encode(await this.answer(req, cid)))
+      }
+    }
+    await stream.close().catch(() => {})
+  }
+
+  private async answer (req: BlockMessage, cid: CID): Promise<BlockMessage> {
+    const base = { id: req.id, cid: req.cid, codec: 0, data: new Uint8Array(0) }
+    if (req.type === MSG.HAVE_QUERY) return { ...base, type: await this.source.has(cid) ? MSG.HAVE : MSG.DONT_HAVE }
+    if (req.type !== MSG.WANT) throw new ProtocolViolationError(`unknown request type ${req.type}`)
+    try {
+      const stored = await this.source.getStored(cid)
+      return { ...base, type: MSG.BLOCK, codec: stored.codec, data: stored.payload }
+    } catch (err) {
+      if (!(err instanceof BlockNotFoundError) && (err as Error).name !== 'CorruptBlockError') throw err
+      return { ...base, type: MSG.DONT_HAVE }
+    }
+  }
+}

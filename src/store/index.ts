@@ -1,0 +1,98 @@
+/**
+ * Content-addressed storage across the mesh: UnixFS import/export with IPFS's
+ * CIDs, a verified on-disk blockstore, our block exchange, pins, gc and
+ * replication.
+ */
+import { DefaultStore } from './store.ts'
+import type { DiskBlockstore } from './blockstore.ts'
+import type { BlockSource } from './exchange.ts'
+import type { FetchProgress, FetchResult } from './fetcher.ts'
+import type { PinInfo } from './pins.ts'
+import type { Logger } from '../log.ts'
+import type { LeptonNode } from '../node/index.ts'
+import type { PeerId } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
+
+export * from './errors.ts'
+export { parseCid, IMPORT_OPTIONS } from './store.ts'
+export { DiskBlockstore, verifyBlock, encodeStored, decodeStored } from './blockstore.ts'
+export type { StoredBlock } from './blockstore.ts'
+export type { BlockSource } from './exchange.ts'
+export type { FetchProgress, FetchResult } from './fetcher.ts'
+export type { PinInfo } from './pins.ts'
+export { BLOCKS_PROTOCOL, PIN_PROTOCOL, CHUNK_BYTES } from './constants.ts'
+
+export interface AddOptions extends FetchOptions {
+  /** Copies wanted in the mesh, this peer's included. @default 1 */
+  replicas?: number
+  onProgress?(progress: { bytes: number }): void
+}
+
+export interface AddResult {
+  cid: string
+  size: number
+  replicas?: ReplicaResult
+}
+
+export interface ReplicaResult {
+  /** Peers holding a pinned copy, this one first. */
+  holders: string[]
+  refused: Array<{ peerId: string, error: string }>
+}
+
+export interface FetchOptions {
+  /** Time allowed to find providers. @default 30000 */
+  timeoutMs?: number
+  signal?: AbortSignal
+  onProgress?(progress: FetchProgress): void
+}
+
+export interface StatResult {
+  cid: string
+  type: string
+  /** File size in bytes (null if nobody in reach could say). */
+  size: number | null
+  /** Blocks in the DAG (null unless the whole DAG is local). */
+  blocks: number | null
+  localBlocks: number
+  /** The whole DAG is on this peer's disk. */
+  local: boolean
+  pinned: boolean
+  /** Peers known to hold it (this one included when local). */
+  holders: string[]
+}
+
+export interface GcResult {
+  removed: number
+  freedBytes: number
+}
+
+export interface Store {
+  /** Imports a file or folder path, or a byte stream; pins it here; replicates on request. */
+  add(source: string | AsyncIterable<Uint8Array>, options?: AddOptions): Promise<AddResult>
+  cat(cid: CID, options?: FetchOptions): AsyncGenerator<Uint8Array>
+  get(cid: CID, output: string, options?: FetchOptions): Promise<{ size: number }>
+  stat(cid: CID, options?: FetchOptions): Promise<StatResult>
+  fetch(cid: CID, options?: FetchOptions): Promise<FetchResult>
+  findProviders(cid: CID, options?: FetchOptions): Promise<PeerId[]>
+  pinAdd(cid: CID, options?: FetchOptions): Promise<void>
+  pinRm(cid: CID): Promise<void>
+  pinLs(): Promise<PinInfo[]>
+  gc(): Promise<GcResult>
+  replicate(cid: CID, count: number, options?: FetchOptions): Promise<ReplicaResult>
+  start(): Promise<void>
+  stop(): Promise<void>
+}
+
+export interface StoreInit {
+  node: LeptonNode
+  /** The repo folder: blocks/ and pins/ live in it. */
+  repoPath: string
+  log: Logger
+  /** What the exchange serves from, given the blockstore. Tests build a liar; @default the blockstore */
+  source?(blockstore: DiskBlockstore): BlockSource
+}
+
+export function createStore (init: StoreInit): Store {
+  return new DefaultStore(init)
+}

@@ -1,0 +1,449 @@
+import { createReadStream } from 'node:fs'
+import { mkdir, open, readdir, rename, rm, stat, statfs } from 'node:fs/promises'
+import { basename, join } from 'node:path'
+import { exporter } from 'ipfs-unixfs-exporter'
+import { importer } from 'ipfs-unixfs-importer'
+import { fixedSize } from 'ipfs-unixfs-importer/chunker'
+import { balanced } from 'ipfs-unixfs-importer/layout'
+import { CID } from 'multiformats/cid'
+import { DiskBlockstore, decodeStored, encodeStored, verifyBlock } from './blockstore.ts'
+import { CHUNK_BYTES, FIND_TIMEOUT_MS, HAVE_TIMEOUT_MS, MAX_CHILDREN_PER_NODE, PIN_PROTOCOL, REPROVIDE_INTERVAL_MS } from './constants.ts'
+import { linksOf } from './dag.ts'
+import { BlockNotFoundError, ContentNotFoundError, CorruptBlockError, InvalidCidError, NotPinnedError } from './errors.ts'
+import { BlockExchange } from './exchange.ts'
+import { fetchDag } from './fetcher.ts'
+import { PinRequestCodec, PinResponseCodec } from './messages.ts'
+import { PinSet } from './pins.ts'
+import { FrameDecoder, ProtocolViolationError, sendFrame } from '../wire/index.ts'
+import type { FetchResult } from './fetcher.ts'
+import type { AddOptions, AddResult, FetchOptions, GcResult, ReplicaResult, StatResult, Store, StoreInit } from './index.ts'
+import type { PinInfo } from './pins.ts'
+import type { Logger } from '../log.ts'
+import type { LeptonNode } from '../node/index.ts'
+import type { PeerId, Stream } from '@libp2p/interface'
+import type { Blockstore } from 'interface-blockstore'
+import type { ImportCandidate } from 'ipfs-unixfs-importer'
+
+/** The importer options that give the CIDs `ipfs add --cid-version 1 --raw-leaves --chunker size-262144` gives. */
+export const IMPORT_OPTIONS = {
+  cidVersion: 1,
+  rawLeaves: true,
+  reduceSingleLeafToSelf: true,
+  chunker: fixedSize({ chunkSize: CHUNK_BYTES }),
+  layout: balanced({ maxChildrenPerNode: MAX_CHILDREN_PER_NODE }),
+  shardSplitStrategy: 'links-bytes',
+  fieldOrder: 'links-first'
+} as const
+
+export function parseCid (text: string): CID {
+  try {
+    return CID.parse(text.trim())
+  } catch {
+    throw new InvalidCidError(`"${text}" is not a valid CID (expected e.g. bafybei... or Qm...)`)
+  }
+}
+
+async function * walkFolder (root: string, prefix: string): AsyncGenerator<ImportCandidate> {
+  const entries = (await readdir(root, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))
+  if (entries.length === 0) yield { path: prefix }
+  for (const e of entries) {
+    const full = join(root, e.name)
+    const path = `${prefix}/${e.name}`
+    if (e.isDirectory()) yield * walkFolder(full, path)
+    else if (e.isFile()) yield { path, content: createReadStream(full) }
+  }
+}
+
+export class DefaultStore implements Store {
+  readonly blockstore: DiskBlockstore
+  private readonly node: LeptonNode
+  private readonly exchange: BlockExchange
+  private readonly pins: PinSet
+  private readonly log: Logger
+  private readonly repoPath: string
+  private readonly shutdown = new AbortController()
+  private reprovideTimer?: ReturnType<typeof setInterval>
+  /** Operations that write blocks; gc waits for them and holds new ones back. */
+  private busy = 0
+  private gcRunning?: Promise<unknown>
+
+  constructor (init: StoreInit) {
+    this.node = init.node
+    this.repoPath = init.repoPath
+    this.log = init.log
+    this.blockstore = new DiskBlockstore(join(init.repoPath, 'blocks'), {
+      onCorrupt: (cid) => { this.log.warn('corrupt block on disk removed', { cid: cid.toString() }) }
+    })
+    this.pins = new PinSet(join(init.repoPath, 'pins'))
+    this.exchange = new BlockExchange({ node: init.node, source: init.source?.(this.blockstore) ?? this.blockstore, log: init.log.child('exchange') })
+  }
+
+  async start (): Promise<void> {
+    await this.blockstore.open()
+    await this.pins.open()
+    await this.exchange.start()
+    await this.node.handle(PIN_PROTOCOL, (stream, connection) => {
+      this.servePinRequest(stream, connection.remotePeer).catch(err => {
+        this.log.debug('pin request failed', { peer: connection.remotePeer.toString(), err })
+        stream.abort(err as Error)
+      })
+    })
+    this.reprovideTimer = setInterval(() => { this.reprovideAll().catch(() => {}) }, REPROVIDE_INTERVAL_MS)
+    this.reprovideTimer.unref()
+    // announce what we hold once the node has had time to join the DHT
+    setTimeout(() => { this.reprovideAll().catch(() => {}) }, 5000).unref()
+  }
+
+  async stop (): Promise<void> {
+    this.shutdown.abort()
+    clearInterval(this.reprovideTimer)
+    await this.node.unhandle(PIN_PROTOCOL).catch(() => {})
+    await this.exchange.stop()
+  }
+
+  private async writing<T> (fn: () => Promise<T>): Promise<T> {
+    while (this.gcRunning != null) await this.gcRunning
+    this.busy++
+    try {
+      return await fn()
+    } finally {
+      this.busy--
+    }
+  }
+
+  async add (source: string | AsyncIterable<Uint8Array>, options: AddOptions = {}): Promise<AddResult> {
+    const result = await this.writing(async () => {
+      let bytes = 0
+      const counted = async function * (content: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+        for await (const chunk of content) {
+          bytes += chunk.byteLength
+          options.onProgress?.({ bytes })
+          yield chunk
+        }
+      }
+      let candidates: ImportCandidate[] | AsyncIterable<ImportCandidate>
+      let rootPath: string | undefined
+      if (typeof source === 'string') {
+        const info = await stat(source)
+        if (info.isDirectory()) {
+          rootPath = basename(source)
+          candidates = (async function * () {
+            for await (const c of walkFolder(source, rootPath)) yield 'content' in c && c.content != null ? { ...c, content: counted(c.content as AsyncIterable<Uint8Array>) } : c
+          })()
+        } else {
+          candidates = [{ content: counted(createReadStream(source)) }]
+        }
+      } else {
+        candidates = [{ content: counted(source) }]
+      }
+      // the importer computes each CID from the bytes it stores: no second hash
+      const trusted = {
+        put: async (cid: CID, block: Uint8Array) => {
+          await this.blockstore.putStored(cid, encodeStored(block))
+          return cid
+        },
+        get: this.blockstore.get.bind(this.blockstore),
+        has: this.blockstore.has.bind(this.blockstore)
+      }
+      let last: CID | undefined
+      for await (const entry of importer(candidates, trusted as unknown as Blockstore, IMPORT_OPTIONS)) {
+        if (rootPath == null || entry.path === rootPath) last = entry.cid
+      }
+      if (last == null) throw new ContentNotFoundError('nothing was imported')
+      await this.pins.add(last)
+      return { cid: last, size: bytes }
+    })
+    this.provide(result.cid)
+    const out: AddResult = { cid: result.cid.toString(), size: result.size }
+    if ((options.replicas ?? 1) > 1) out.replicas = await this.replicate(result.cid, (options.replicas ?? 1) - 1, options)
+    return out
+  }
+
+  private provide (cid: CID): void {
+    this.node.contentRouting.provide(cid, { signal: AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(60_000)]) })
+      .then(() => { this.log.debug('provided', { cid: cid.toString() }) })
+      .catch(err => { this.log.debug('provide failed', { cid: cid.toString(), err }) })
+  }
+
+  private async reprovideAll (): Promise<void> {
+    for (const pin of await this.pins.ls()) this.provide(CID.parse(pin.cid))
+  }
+
+  /** Connected peers that say they hold `cid`, else providers from the DHT. */
+  async findProviders (cid: CID, options: FetchOptions = {}): Promise<PeerId[]> {
+    const timeoutMs = options.timeoutMs ?? FIND_TIMEOUT_MS
+    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(timeoutMs), ...(options.signal != null ? [options.signal] : [])])
+    const haveSignal = AbortSignal.any([signal, AbortSignal.timeout(Math.min(HAVE_TIMEOUT_MS, timeoutMs))])
+    const answers = await Promise.all(this.node.getPeers().map(async peer => {
+      try {
+        const session = await this.exchange.session(peer, haveSignal)
+        return await session.have(cid, haveSignal) ? peer : undefined
+      } catch {
+        return undefined
+      }
+    }))
+    const found = answers.filter((p): p is PeerId => p != null)
+    if (found.length > 0) return found
+    try {
+      for await (const prov of this.node.contentRouting.findProviders(cid, { signal })) {
+        if (prov.id.equals(this.node.peerId) || found.some(p => p.equals(prov.id))) continue
+        if (prov.multiaddrs.length > 0) await this.node.peerStore.merge(prov.id, { multiaddrs: prov.multiaddrs })
+        found.push(prov.id)
+        if (found.length >= 3) break
+      }
+    } catch (err) {
+      if (found.length === 0 && !signal.aborted) this.log.debug('DHT provider search failed', { cid: cid.toString(), err })
+    }
+    if (found.length === 0) {
+      throw new ContentNotFoundError(`nobody in reach holds ${cid.toString()} (asked ${this.node.getPeers().length} connected peers and the DHT for up to ${Math.round(timeoutMs / 1000)} s); check the CID, or that a peer holding it is online`)
+    }
+    return found
+  }
+
+  /** Makes the whole DAG local, fetching what is missing. */
+  async fetch (cid: CID, options: FetchOptions = {}): Promise<FetchResult> {
+    return await this.writing(async () => {
+      const base = { exchange: this.exchange, blockstore: this.blockstore, rttMs: (p: PeerId) => this.node.services.rtt.rttMs(p), punish: (p: PeerId, reason: string) => { this.punish(p, reason) }, log: this.log.child('fetch'), signal: options.signal, onProgress: options.onProgress }
+      try {
+        return await fetchDag(cid, { ...base, providers: [] }) // complete locally?
+      } catch (err) {
+        if (!(err instanceof ContentNotFoundError)) throw err
+      }
+      const providers = await this.findProviders(cid, options)
+      this.log.debug('fetching', { cid: cid.toString(), providers: providers.length })
+      return await fetchDag(cid, { ...base, providers })
+    })
+  }
+
+  private punish (peer: PeerId, reason: string): void {
+    this.log.warn('disconnecting misbehaving peer', { peer: peer.toString(), reason })
+    this.node.hangUp(peer).catch(() => {})
+  }
+
+  async * cat (cid: CID, options: FetchOptions = {}): AsyncGenerator<Uint8Array> {
+    await this.fetch(cid, options)
+    const entry = await exporter(cid, this.blockstore, { signal: options.signal })
+    if (entry.type !== 'file' && entry.type !== 'raw' && entry.type !== 'identity') {
+      throw new InvalidCidError(`${cid.toString()} is a ${entry.type}, not a file; use "lepton get" to write it to a folder`)
+    }
+    yield * entry.content({ signal: options.signal })
+  }
+
+  /** Fetches `cid` and writes it to `output` (a file, or a folder for a directory). */
+  async get (cid: CID, output: string, options: FetchOptions = {}): Promise<{ size: number }> {
+    await this.fetch(cid, options)
+    let size = 0
+    const write = async (c: CID, path: string): Promise<void> => {
+      const entry = await exporter(c, this.blockstore, { signal: options.signal })
+      if (entry.type === 'directory') {
+        await mkdir(path, { recursive: true })
+        for await (const child of entry.entries()) await write(child.cid, join(path, child.name))
+        return
+      }
+      if (entry.type !== 'file' && entry.type !== 'raw' && entry.type !== 'identity') throw new InvalidCidError(`${c.toString()} is a ${entry.type}, which lepton cannot write to disk`)
+      const tmp = `${path}.lepton-tmp`
+      const handle = await open(tmp, 'w')
+      try {
+        for await (const chunk of entry.content({ signal: options.signal })) {
+          await handle.write(chunk)
+          size += chunk.byteLength
+        }
+      } catch (err) {
+        await handle.close()
+        await rm(tmp, { force: true })
+        throw err
+      }
+      await handle.close()
+      await rename(tmp, path)
+    }
+    await write(cid, output)
+    return { size }
+  }
+
+  async stat (cid: CID, options: FetchOptions = {}): Promise<StatResult> {
+    let local = true
+    let localBlocks = 0
+    let blocks = 0
+    const seen = new Set<string>()
+    const walk = async (c: CID): Promise<void> => {
+      if (seen.has(c.toString())) return
+      seen.add(c.toString())
+      blocks++
+      let bytes: Uint8Array
+      try {
+        bytes = await this.blockstore.getBytes(c)
+      } catch (err) {
+        if (!(err instanceof BlockNotFoundError) && !(err instanceof CorruptBlockError)) throw err
+        local = false
+        return
+      }
+      localBlocks++
+      for (const child of linksOf(c, bytes)) await walk(child)
+    }
+    await walk(cid)
+    let holders: string[] = []
+    try {
+      holders = (await this.findProviders(cid, { ...options, timeoutMs: Math.min(options.timeoutMs ?? 5000, 5000) })).map(p => p.toString())
+    } catch {}
+    if (local || localBlocks > 0) holders.unshift(this.node.peerId.toString())
+    let size: number | null = null
+    let type = 'unknown'
+    let rootBytes: Uint8Array | undefined
+    try {
+      rootBytes = await this.blockstore.getBytes(cid)
+    } catch {
+      rootBytes = await this.fetchRootBlock(cid, holders, options).catch(() => undefined)
+    }
+    if (rootBytes != null) {
+      const entry = await exporter(cid, { get: async function * () { yield rootBytes as Uint8Array } } as any).catch(() => undefined)
+      if (entry != null) {
+        type = entry.type
+        if ('size' in entry) size = Number(entry.size)
+      }
+    }
+    return {
+      cid: cid.toString(),
+      type,
+      size,
+      blocks: local ? blocks : null,
+      localBlocks,
+      local,
+      pinned: await this.pins.has(cid),
+      holders: [...new Set(holders)]
+    }
+  }
+
+  /** Just the root block from a holder, verified, to read its size without fetching the file. */
+  private async fetchRootBlock (cid: CID, holders: string[], options: FetchOptions): Promise<Uint8Array> {
+    for (const holder of holders) {
+      const peer = this.node.getPeers().find(p => p.toString() === holder)
+      if (peer == null) continue
+      const signal = AbortSignal.any([AbortSignal.timeout(options.timeoutMs ?? 5000), this.shutdown.signal])
+      const stored = await (await this.exchange.session(peer, signal)).want(cid, signal)
+      if (stored == null) continue
+      const bytes = decodeStored(stored)
+      verifyBlock(cid, bytes)
+      return bytes
+    }
+    throw new ContentNotFoundError(`no holder of ${cid.toString()} answered`)
+  }
+
+  async pinAdd (cid: CID, options: FetchOptions = {}): Promise<void> {
+    await this.fetch(cid, options)
+    await this.pins.add(cid)
+    this.provide(cid)
+  }
+
+  async pinRm (cid: CID): Promise<void> {
+    if (!await this.pins.rm(cid)) throw new NotPinnedError(`${cid.toString()} is not pinned`)
+  }
+
+  async pinLs (): Promise<PinInfo[]> {
+    return await this.pins.ls()
+  }
+
+  /** Removes every block not reachable from a pin. */
+  async gc (): Promise<GcResult> {
+    while (this.gcRunning != null) await this.gcRunning
+    const run = (async () => {
+      while (this.busy > 0) await new Promise(resolve => setTimeout(resolve, 20))
+      const keep = new Set<string>()
+      const mark = async (c: CID): Promise<void> => {
+        const key = c.toV1().toString()
+        if (keep.has(key)) return
+        keep.add(key)
+        let bytes: Uint8Array
+        try {
+          bytes = await this.blockstore.getBytes(c)
+        } catch {
+          return
+        }
+        for (const child of linksOf(c, bytes)) await mark(child)
+      }
+      for (const pin of await this.pins.ls()) await mark(CID.parse(pin.cid))
+      let removed = 0
+      let freedBytes = 0
+      for await (const c of this.blockstore.cids()) {
+        if (keep.has(c.toV1().toString())) continue
+        freedBytes += await this.blockstore.sizeOnDisk(c)
+        await this.blockstore.delete(c)
+        removed++
+      }
+      return { removed, freedBytes }
+    })()
+    this.gcRunning = run
+    try {
+      return await run
+    } finally {
+      this.gcRunning = undefined
+    }
+  }
+
+  async freeBytes (): Promise<number> {
+    const s = await statfs(this.repoPath)
+    return s.bavail * s.bsize
+  }
+
+  /** Asks up to `count` other peers, nearest first, to fetch and pin `cid`. */
+  async replicate (cid: CID, count: number, options: FetchOptions = {}): Promise<ReplicaResult> {
+    const rtt = (p: PeerId): number => this.node.services.rtt.rttMs(p) ?? Infinity
+    const candidates = [...this.node.getPeers()].sort((a, b) => rtt(a) - rtt(b))
+    const holders: string[] = [this.node.peerId.toString()]
+    const refused: Array<{ peerId: string, error: string }> = []
+    const timeoutS = Math.ceil((options.timeoutMs ?? 10 * 60_000) / 1000)
+    for (const peer of candidates) {
+      if (holders.length > count) break
+      try {
+        const res = await this.requestPin(peer, cid, timeoutS)
+        if (res.ok) holders.push(peer.toString())
+        else refused.push({ peerId: peer.toString(), error: res.error })
+      } catch (err) {
+        refused.push({ peerId: peer.toString(), error: (err as Error).message })
+      }
+    }
+    if (holders.length <= count) this.log.warn('fewer replicas than asked', { cid: cid.toString(), asked: count + 1, got: holders.length })
+    return { holders, refused }
+  }
+
+  private async requestPin (peer: PeerId, cid: CID, timeoutS: number): Promise<{ ok: boolean, error: string }> {
+    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(timeoutS * 1000 + 5000)])
+    const stream = await this.node.dialProtocol(peer, PIN_PROTOCOL, { signal })
+    try {
+      await sendFrame(stream, PinRequestCodec.encode({ cid: cid.bytes, timeoutS }), signal)
+      const decoder = new FrameDecoder(4096)
+      for await (const chunk of stream) {
+        const frame = decoder.push(chunk)[0]
+        if (frame != null) return PinResponseCodec.decode(frame)
+      }
+      throw new ProtocolViolationError('peer closed the pin stream without answering')
+    } finally {
+      await stream.close().catch(() => {})
+    }
+  }
+
+  private async servePinRequest (stream: Stream, from: PeerId): Promise<void> {
+    const decoder = new FrameDecoder(1024)
+    for await (const chunk of stream) {
+      const frame = decoder.push(chunk)[0]
+      if (frame == null) continue
+      const req = PinRequestCodec.decode(frame)
+      let cid: CID
+      try {
+        cid = CID.decode(req.cid)
+      } catch {
+        throw new ProtocolViolationError('invalid CID in pin request')
+      }
+      const freeBytes = await this.freeBytes()
+      let answer = { ok: true, error: '', freeBytes }
+      try {
+        this.log.info('replica requested', { cid: cid.toString(), from: from.toString() })
+        await this.pinAdd(cid, { timeoutMs: Math.min(req.timeoutS, 3600) * 1000 })
+      } catch (err) {
+        answer = { ok: false, error: (err as Error).message, freeBytes }
+      }
+      await sendFrame(stream, PinResponseCodec.encode(answer))
+      break
+    }
+    await stream.close().catch(() => {})
+  }
+}

@@ -1,0 +1,29 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { silentLogger } from '../../src/log.ts'
+import { createNode } from '../../src/node/index.ts'
+import { createStore } from '../../src/store/index.ts'
+import type { LeptonNode } from '../../src/node/index.ts'
+import type { BlockSource, DiskBlockstore, Store } from '../../src/store/index.ts'
+
+export interface StorePeer {
+  node: LeptonNode
+  store: Store
+  dir: string
+}
+
+/** A libp2p node with a store in a fresh temporary repo folder. */
+export async function startStorePeer (options: { bootstrap?: string[], source?: (blockstore: DiskBlockstore) => BlockSource } = {}): Promise<StorePeer> {
+  const dir = await mkdtemp(join(tmpdir(), 'lepton-store-'))
+  const node = await createNode({ connector: { bootstrap: options.bootstrap, intervalMs: 200 }, rtt: { intervalMs: 200 } })
+  const store = createStore({ node, repoPath: dir, log: silentLogger, source: options.source })
+  await store.start()
+  return { node, store, dir }
+}
+
+export async function stopStorePeer (peer: StorePeer): Promise<void> {
+  await peer.store.stop()
+  await peer.node.stop()
+  await rm(peer.dir, { recursive: true, force: true })
+}

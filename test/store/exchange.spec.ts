@@ -1,0 +1,123 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { readdir, writeFile, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { CODEC_RAW } from '../../src/store/constants.ts'
+import { parseCid } from '../../src/store/index.ts'
+import { startStorePeer, stopStorePeer } from './helpers.ts'
+import type { StorePeer } from './helpers.ts'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { CID } from 'multiformats/cid'
+
+async function * bytesOf (data: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield data
+}
+
+async function readAll (source: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const chunks: Uint8Array[] = []
+  for await (const c of source) chunks.push(c)
+  return Buffer.concat(chunks)
+}
+
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+
+async function connected (a: StorePeer, b: StorePeer): Promise<void> {
+  await a.node.dial(b.node.getMultiaddrs()[0] as Multiaddr)
+}
+
+describe('block exchange between peers', () => {
+  const peers: StorePeer[] = []
+  afterEach(async () => {
+    await Promise.all(peers.splice(0).map(stopStorePeer))
+  })
+  const start = async (...args: Parameters<typeof startStorePeer>): Promise<StorePeer> => {
+    const p = await startStorePeer(...args)
+    peers.push(p)
+    return p
+  }
+
+  it('B fetches by CID what A added; bytes identical', async () => {
+    const a = await start()
+    const b = await start()
+    await connected(b, a)
+    const data = randomBytes(5 * 1024 * 1024 + 123)
+    const { cid } = await a.store.add(bytesOf(data))
+    const got = await readAll(b.store.cat(parseCid(cid)))
+    expect(sha(got)).toBe(sha(data))
+    const stat = await b.store.stat(parseCid(cid))
+    expect(stat).toMatchObject({ local: true, size: data.byteLength, type: 'file' })
+    expect(stat.holders).toContain(a.node.peerId.toString())
+  })
+
+  it('text is stored compressed, and served compressed as it is stored', async () => {
+    const a = await start()
+    const b = await start()
+    await connected(b, a)
+    const text = Buffer.from('the quick brown fox jumps over the lazy dog\n'.repeat(20000))
+    const { cid } = await a.store.add(bytesOf(text))
+    const onDisk = async (p: StorePeer): Promise<number> => {
+      let total = 0
+      for (const shard of await readdir(join(p.dir, 'blocks'))) {
+        if (shard === 'tmp' || shard === 'VERSION') continue
+        for (const f of await readdir(join(p.dir, 'blocks', shard))) total += (await readFile(join(p.dir, 'blocks', shard, f))).byteLength
+      }
+      return total
+    }
+    expect(await onDisk(a)).toBeLessThan(text.byteLength * 0.5)
+    expect((await readAll(b.store.cat(parseCid(cid)))).equals(text)).toBe(true)
+    expect(await onDisk(b)).toBeLessThan(text.byteLength * 0.5)
+  })
+
+  it('a peer serving forged blocks is detected and disconnected; the file still arrives from an honest provider', async () => {
+    const honest = await start()
+    // the liar claims to hold everything and answers every want with random bytes
+    const liar = await start({
+      source: () => ({
+        has: async () => true,
+        getStored: async () => ({ codec: CODEC_RAW, payload: randomBytes(1024) })
+      })
+    })
+    const b = await start()
+    await connected(b, honest)
+    await connected(b, liar)
+    const data = randomBytes(3 * 262144 + 7)
+    const { cid } = await honest.store.add(bytesOf(data))
+    // the liar ranks first: it answers "have" too
+    const providers = await b.store.findProviders(parseCid(cid))
+    expect(providers.map(String).sort()).toEqual([honest.node.peerId.toString(), liar.node.peerId.toString()].sort())
+    const got = await readAll(b.store.cat(parseCid(cid)))
+    expect(got.equals(data)).toBe(true)
+    await expect.poll(() => b.node.getConnections(liar.node.peerId).length, { timeout: 5000 }).toBe(0)
+    expect(b.node.getConnections(honest.node.peerId).length).toBeGreaterThan(0)
+  })
+
+  it('a CID nobody has fails after the timeout instead of hanging', async () => {
+    const a = await start()
+    const b = await start()
+    await connected(b, a)
+    const missing: CID = parseCid('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy')
+    await expect(readAll(b.store.cat(missing, { timeoutMs: 1500 }))).rejects.toThrow(/nobody in reach holds/)
+  })
+
+  it('a block corrupted on disk is detected on read, removed and fetched again from a holder', async () => {
+    const a = await start()
+    const b = await start()
+    await connected(b, a)
+    const data = randomBytes(2 * 262144)
+    const { cid } = await a.store.add(bytesOf(data))
+    await b.store.pinAdd(parseCid(cid))
+    // flip a bit in one of B's leaf blocks
+    const shards = (await readdir(join(b.dir, 'blocks'))).filter(s => s !== 'tmp' && s !== 'VERSION')
+    const files = (await Promise.all(shards.map(async s => (await readdir(join(b.dir, 'blocks', s))).map(f => join(b.dir, 'blocks', s, f))))).flat()
+    const leaf = files.find(f => f.includes('bafkrei')) as string
+    const bytes = await readFile(leaf)
+    bytes[100] = (bytes[100] ?? 0) ^ 0x01
+    await writeFile(leaf, bytes)
+    const got = await readAll(b.store.cat(parseCid(cid)))
+    expect(got.equals(data)).toBe(true)
+  })
+
+  it('an invalid CID is a clear error', () => {
+    expect(() => parseCid('not-a-cid')).toThrow(/"not-a-cid" is not a valid CID/)
+  })
+})

@@ -2,16 +2,18 @@
  * The daemon: opens (or creates) the repo, takes its lock, starts the libp2p
  * node and the control API, and stops all of it in reverse order.
  */
-import { startApiServer, AddressInUseError } from './api/index.ts'
+import { apiRoutes, startApiServer, AddressInUseError } from './api/index.ts'
 import { LeptonError } from './errors.ts'
 import { silentLogger } from './log.ts'
 import { createNode } from './node/index.ts'
 import { checkMultiaddr, initRepo, openRepo, parseHostPort, repoExists } from './repo/index.ts'
+import { createStore } from './store/index.ts'
 import { VERSION } from './version.ts'
 import type { ApiBackend, ApiServer, IdInfo, PeerInfo, StatusInfo } from './api/index.ts'
 import type { Logger } from './log.ts'
 import type { LeptonNode } from './node/index.ts'
 import type { RepoLock } from './repo/index.ts'
+import type { Store } from './store/index.ts'
 
 export interface DaemonInit {
   /** Repo folder; created on first start. */
@@ -32,6 +34,7 @@ export interface DaemonInit {
 
 export class Daemon implements ApiBackend {
   readonly node: LeptonNode
+  readonly store: Store
   readonly repo: string
   private api?: ApiServer
   private readonly lock: RepoLock
@@ -43,8 +46,9 @@ export class Daemon implements ApiBackend {
   readonly stopped: Promise<void>
   private resolveStopped!: () => void
 
-  private constructor (parts: { node: LeptonNode, repo: string, lock: RepoLock, closeDatastore: () => Promise<void>, log: Logger }) {
+  private constructor (parts: { node: LeptonNode, store: Store, repo: string, lock: RepoLock, closeDatastore: () => Promise<void>, log: Logger }) {
     this.node = parts.node
+    this.store = parts.store
     this.repo = parts.repo
     this.lock = parts.lock
     this.closeDatastore = parts.closeDatastore
@@ -87,9 +91,12 @@ export class Daemon implements ApiBackend {
         throw listenError(err as Error, listen)
       }
       cleanups.push(async () => { await node.stop() })
-      const daemon = new Daemon({ node, repo: init.repo, lock, closeDatastore: async () => { await datastore.close() }, log })
+      const store = createStore({ node, repoPath: init.repo, log: log.child('store') })
+      await store.start()
+      cleanups.push(async () => { await store.stop() })
+      const daemon = new Daemon({ node, store, repo: init.repo, lock, closeDatastore: async () => { await datastore.close() }, log })
       const apiAddr = parseHostPort(init.api ?? repo.config.api)
-      daemon.api = await startApiServer({ host: apiAddr.host, port: apiAddr.port, token: repo.apiToken, backend: daemon, log: log.child('api') })
+      daemon.api = await startApiServer({ host: apiAddr.host, port: apiAddr.port, token: repo.apiToken, routes: apiRoutes(daemon), log: log.child('api') })
       await lock.update({ peerId: node.peerId.toString(), api: daemon.api.address })
       log.info('started', { peer: node.peerId.toString(), api: daemon.api.address })
       return daemon
@@ -140,6 +147,7 @@ export class Daemon implements ApiBackend {
     this.stopping ??= (async () => {
       this.log.info('stopping')
       await this.api?.close().catch(() => {})
+      await this.store.stop().catch((err: Error) => { this.log.warn('store stop failed', { err }) })
       await Promise.resolve(this.node.stop()).catch((err: Error) => { this.log.warn('libp2p stop failed', { err }) })
       await this.closeDatastore().catch(() => {})
       await this.lock.release().catch(() => {})

@@ -1,7 +1,9 @@
 import { RepoNotFoundError, readApiToken, readLock, resolveRepoPath } from '../repo/index.ts'
 import { API_PREFIX, CLIENT_TIMEOUT_MS } from './constants.ts'
 import { DaemonNotRunningError, RemoteError } from './errors.ts'
+import { resolve as resolvePath } from 'node:path'
 import type { IdInfo, PeerInfo, StatusInfo } from './types.ts'
+import type { AddResult, GcResult, PinInfo, StatResult } from '../store/index.ts'
 
 export interface ClientOptions {
   /** Repo of the daemon to talk to (--repo, $LEPTON_REPO, ~/.lepton). */
@@ -68,34 +70,120 @@ export class Client {
     await this.call('POST', '/stop')
   }
 
-  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    let res: Response
+  // --- content-addressed store ---
+
+  /**
+   * Adds a file or folder (by path: the daemon reads it) or a byte stream.
+   * Pins it on this daemon; with `replicas` > 1 other peers fetch and pin it too.
+   */
+  async add (source: string | AsyncIterable<Uint8Array>, options: StoreCallOptions & { replicas?: number } = {}): Promise<AddResult> {
+    if (typeof source === 'string') {
+      return await this.call<AddResult>('POST', '/add', { body: { path: resolvePath(source), replicas: options.replicas }, signal: options.signal, timeoutMs: 0 })
+    }
+    return await this.call<AddResult>('POST', '/add', { stream: source, query: { replicas: options.replicas }, signal: options.signal, timeoutMs: 0 })
+  }
+
+  /** The bytes of a file, fetched from the mesh if need be. */
+  async * cat (cid: string, options: StoreCallOptions = {}): AsyncGenerator<Uint8Array> {
+    const res = await this.request('GET', '/cat', { query: { cid, timeoutMs: options.timeoutMs }, signal: options.signal, timeoutMs: 0 })
+    if (!res.ok) await this.fail(res)
+    if (res.body == null) return
+    for await (const chunk of res.body) yield chunk
+  }
+
+  /** Fetches a file or folder and has the daemon write it to `output` (a path on this machine). */
+  async get (cid: string, output: string, options: StoreCallOptions = {}): Promise<{ size: number }> {
+    return await this.call('POST', '/get', { body: { cid, output: resolvePath(output), timeoutMs: options.timeoutMs }, signal: options.signal, timeoutMs: 0 })
+  }
+
+  async stat (cid: string, options: StoreCallOptions = {}): Promise<StatResult> {
+    return await this.call('GET', '/stat', { query: { cid, timeoutMs: options.timeoutMs } })
+  }
+
+  async providers (cid: string, options: StoreCallOptions = {}): Promise<Array<{ peerId: string }>> {
+    return await this.call('GET', '/providers', { query: { cid, timeoutMs: options.timeoutMs } })
+  }
+
+  async pinAdd (cid: string, options: StoreCallOptions = {}): Promise<void> {
+    await this.call('POST', '/pin/add', { body: { cid, timeoutMs: options.timeoutMs }, signal: options.signal, timeoutMs: 0 })
+  }
+
+  async pinRm (cid: string): Promise<void> {
+    await this.call('POST', '/pin/rm', { body: { cid } })
+  }
+
+  async pinLs (): Promise<PinInfo[]> {
+    return await this.call('GET', '/pin/ls')
+  }
+
+  async gc (): Promise<GcResult> {
+    return await this.call('POST', '/gc', { timeoutMs: 0 })
+  }
+
+  private async request (method: string, path: string, options: RequestOptions = {}): Promise<Response> {
+    const query = new URLSearchParams()
+    for (const [k, v] of Object.entries(options.query ?? {})) if (v !== undefined) query.set(k, String(v))
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs
+    const signals = [...(options.signal != null ? [options.signal] : []), ...(timeoutMs > 0 ? [AbortSignal.timeout(timeoutMs)] : [])]
+    const headers: Record<string, string> = { authorization: `Bearer ${this.token}` }
+    let body: RequestInit['body']
+    if (options.stream != null) {
+      headers['content-type'] = 'application/octet-stream'
+      body = ReadableStream.from(options.stream) as unknown as RequestInit['body']
+    } else if (options.body !== undefined) {
+      headers['content-type'] = 'application/json'
+      body = JSON.stringify(options.body)
+    }
     try {
-      res = await fetch(`http://${this.address}${API_PREFIX}${path}`, {
+      return await fetch(`http://${this.address}${API_PREFIX}${path}${query.size > 0 ? `?${query.toString()}` : ''}`, {
         method,
-        headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
-        signal: AbortSignal.timeout(this.timeoutMs)
-      })
+        headers,
+        body,
+        signal: signals.length > 0 ? AbortSignal.any(signals) : undefined,
+        ...(options.stream != null ? { duplex: 'half' } : {})
+      } as RequestInit)
     } catch (err) {
       const code = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code
       if (code === 'ECONNREFUSED' || code === 'ECONNRESET') throw notRunning(this.repo)
-      if ((err as Error).name === 'TimeoutError') throw new DaemonNotRunningError(`the daemon at ${this.address} did not answer within ${this.timeoutMs} ms`)
+      if ((err as Error).name === 'TimeoutError') throw new DaemonNotRunningError(`the daemon at ${this.address} did not answer within ${timeoutMs} ms`)
       throw err
     }
+  }
+
+  private async fail (res: Response): Promise<never> {
     const text = await res.text()
-    let value: unknown
+    let error: { name?: string, message?: string } | undefined
     try {
-      value = text.length > 0 ? JSON.parse(text) : undefined
+      error = (JSON.parse(text) as { error?: { name?: string, message?: string } }).error
+    } catch {}
+    throw new RemoteError(error?.name ?? 'RemoteError', error?.message ?? `HTTP ${res.status}`, res.status)
+  }
+
+  private async call<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const res = await this.request(method, path, options)
+    if (!res.ok) await this.fail(res)
+    const text = await res.text()
+    try {
+      return (text.length > 0 ? JSON.parse(text) : undefined) as T
     } catch {
       throw new RemoteError('BadResponseError', `the daemon sent a response that is not JSON (HTTP ${res.status})`, res.status)
     }
-    if (!res.ok) {
-      const error = (value as { error?: { name?: string, message?: string } } | undefined)?.error
-      throw new RemoteError(error?.name ?? 'RemoteError', error?.message ?? `HTTP ${res.status}`, res.status)
-    }
-    return value as T
   }
+}
+
+export interface StoreCallOptions {
+  /** Milliseconds allowed to find who holds a CID (the daemon's default: 30000). */
+  timeoutMs?: number
+  signal?: AbortSignal
+}
+
+interface RequestOptions {
+  body?: unknown
+  stream?: AsyncIterable<Uint8Array>
+  query?: Record<string, string | number | undefined>
+  signal?: AbortSignal
+  /** 0: no client-side timeout (long transfers). */
+  timeoutMs?: number
 }
 
 function notRunning (repo: string): DaemonNotRunningError {

@@ -4,8 +4,9 @@
  */
 export { Client } from './client.ts'
 export type { ClientOptions } from './client.ts'
-export { startApiServer } from './server.ts'
-export type { ApiServer, ApiServerInit } from './server.ts'
+export { startApiServer, RESPONDED } from './server.ts'
+export type { ApiServer, ApiServerInit, Route, RouteContext } from './server.ts'
+export { apiRoutes } from './routes.ts'
 export * from './errors.ts'
 export * from './types.ts'
 export { API_PREFIX, MAX_BODY_BYTES } from './constants.ts'

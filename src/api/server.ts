@@ -4,7 +4,6 @@ import { LeptonError } from '../errors.ts'
 import { silentLogger } from '../log.ts'
 import { API_PREFIX, MAX_BODY_BYTES } from './constants.ts'
 import { AddressInUseError, ApiError, BadRequestError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, UnauthorizedError } from './errors.ts'
-import type { ApiBackend } from './types.ts'
 import type { Logger } from '../log.ts'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
@@ -12,7 +11,7 @@ export interface ApiServerInit {
   host: string
   port: number
   token: string
-  backend: ApiBackend
+  routes: Route[]
   log?: Logger
 }
 
@@ -22,7 +21,38 @@ export interface ApiServer {
   close(): Promise<void>
 }
 
-type Handler = (body: unknown) => unknown
+export interface RouteContext {
+  query: URLSearchParams
+  /** The JSON body (undefined when empty); BadRequestError if it is not JSON. */
+  json(): Promise<unknown>
+  req: IncomingMessage
+  res: ServerResponse
+}
+
+/** Returned by a handler that wrote the response itself (a byte stream). */
+export const RESPONDED = Symbol('responded')
+
+export interface Route {
+  method: 'GET' | 'POST'
+  /** Path under /v1, e.g. "/peers". */
+  path: string
+  handler(ctx: RouteContext): Promise<unknown>
+  /** Runs once the answer has left (e.g. shutting the server down). */
+  after?(): void
+}
+
+/** HTTP status for named errors from the modules below the API. */
+const STATUS_BY_NAME: Record<string, number> = {
+  InvalidCidError: 400,
+  UsageError: 400,
+  ConfigError: 400,
+  ContentNotFoundError: 404,
+  BlockNotFoundError: 404,
+  NotPinnedError: 404,
+  NotConnectedError: 409,
+  RttTimeoutError: 504,
+  DiskFullError: 507
+}
 
 /** Compares through fixed-length digests so neither content nor length leaks by timing. */
 function tokenMatches (given: string, expected: string): boolean {
@@ -31,7 +61,7 @@ function tokenMatches (given: string, expected: string): boolean {
   return timingSafeEqual(a, b)
 }
 
-async function readBody (req: IncomingMessage): Promise<unknown> {
+async function readJsonBody (req: IncomingMessage): Promise<unknown> {
   const declared = Number(req.headers['content-length'] ?? 0)
   if (declared > MAX_BODY_BYTES) throw new PayloadTooLargeError(`request body over ${MAX_BODY_BYTES} bytes`)
   const chunks: Buffer[] = []
@@ -62,41 +92,38 @@ function send (res: ServerResponse, status: number, value: unknown): void {
  */
 export async function startApiServer (init: ApiServerInit): Promise<ApiServer> {
   const log = init.log ?? silentLogger
-  const { backend } = init
-  const routes = new Map<string, Map<string, Handler>>([
-    ['/id', new Map([['GET', () => backend.id()]])],
-    ['/peers', new Map([['GET', () => backend.peers()]])],
-    ['/status', new Map([['GET', () => backend.status()]])],
-    ['/stop', new Map([['POST', () => ({ stopping: true })]])]
-  ])
-  // run after the answer has left, or shutting the server down would cut it off
-  const afterResponse = new Map<string, () => void>([['/stop', () => { backend.stop().catch((err: Error) => { log.error('stop failed', { err }) }) }]])
+  const routes = new Map<string, Map<string, Route>>()
+  for (const route of init.routes) {
+    const byMethod = routes.get(route.path) ?? new Map<string, Route>()
+    byMethod.set(route.method, route)
+    routes.set(route.path, byMethod)
+  }
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const auth = req.headers.authorization ?? ''
     const given = auth.startsWith('Bearer ') ? auth.slice(7) : ''
     if (!tokenMatches(given, init.token)) throw new UnauthorizedError('missing or wrong API token (the token is in the repo\'s api.token file)')
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname
-    const route = path.startsWith(API_PREFIX) ? routes.get(path.slice(API_PREFIX.length)) : undefined
-    if (route == null) throw new NotFoundError(`no such API route: ${req.method ?? ''} ${path}`)
-    const handler = route.get(req.method ?? '')
-    if (handler == null) throw new MethodNotAllowedError(`${path} accepts ${[...route.keys()].join(', ')}`)
-    const body = await readBody(req)
-    const after = afterResponse.get(path.slice(API_PREFIX.length))
-    if (after != null) res.once('finish', after)
-    send(res, 200, await handler(body))
+    const url = new URL(req.url ?? '/', 'http://localhost')
+    const byMethod = url.pathname.startsWith(API_PREFIX) ? routes.get(url.pathname.slice(API_PREFIX.length)) : undefined
+    if (byMethod == null) throw new NotFoundError(`no such API route: ${req.method ?? ''} ${url.pathname}`)
+    const route = byMethod.get(req.method ?? '')
+    if (route == null) throw new MethodNotAllowedError(`${url.pathname} accepts ${[...byMethod.keys()].join(', ')}`)
+    const result = await route.handler({ query: url.searchParams, json: async () => await readJsonBody(req), req, res })
+    if (route.after != null) res.once('finish', route.after)
+    if (result !== RESPONDED) send(res, 200, result ?? {})
   }
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: Error) => {
-      const status = err instanceof ApiError ? err.status : 500
-      if (status === 500) log.error('API request failed', { url: req.url, err })
+      const status = err instanceof ApiError ? err.status : STATUS_BY_NAME[err.name] ?? 500
+      if (!(err instanceof LeptonError)) log.error('API request failed', { url: req.url, err })
       const name = err instanceof LeptonError ? err.name : 'InternalError'
       if (!res.headersSent) send(res, status, { error: { name, message: err.message } })
       else res.destroy()
     })
   })
-  server.requestTimeout = 60_000
+  // uploads of big files take as long as they take; idle sockets still time out
+  server.requestTimeout = 0
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {

@@ -1,4 +1,5 @@
 /** JSON shapes of the control API, shared by the daemon and the client. */
+import type { Store } from '../store/index.ts'
 
 export interface IdInfo {
   peerId: string
@@ -30,4 +31,5 @@ export interface ApiBackend {
   status(): StatusInfo
   /** Shuts down cleanly. */
   stop(): Promise<void>
+  store: Store
 }

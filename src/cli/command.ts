@@ -88,3 +88,24 @@ export function printTable (header: string[], rows: string[][]): void {
   const line = (cells: string[]): string => cells.map((c, i) => i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)).join('  ')
   process.stdout.write([line(header), ...rows.map(line)].join('\n') + '\n')
 }
+
+export const timeoutFlag: Record<string, OptionSpec> = {
+  timeout: { type: 'string', valueName: 'SECONDS', description: 'how long to search the mesh for holders of the CID (default 30)' }
+}
+
+/** --timeout SECONDS as milliseconds, or undefined. */
+export function timeoutMs (parsed: ParsedArgs): number | undefined {
+  const raw = str(parsed, 'timeout')
+  if (raw == null) return undefined
+  const s = Number(raw)
+  if (!Number.isFinite(s) || s <= 0) throw new UsageError(`--timeout must be a positive number of seconds, not "${raw}"`)
+  return Math.ceil(s * 1000)
+}
+
+/** Exactly one positional argument named `what`. */
+export function onePositional (cmd: Command, parsed: ParsedArgs, what: string): string {
+  expectPositionals(cmd, parsed, 1)
+  const value = parsed.positionals[0]
+  if (value == null) throw new UsageError(`missing ${what}; see "lepton ${cmd.name} --help"`)
+  return value
+}

@@ -5,15 +5,22 @@
 import { LeptonError } from '../errors.ts'
 import { VERSION } from '../version.ts'
 import { UsageError, helpText, parseCommandArgs } from './command.ts'
+import { add } from './add.ts'
+import { cat } from './cat.ts'
 import { daemon } from './daemon.ts'
+import { gc } from './gc.ts'
+import { get } from './get.ts'
 import { id } from './id.ts'
 import { init } from './init.ts'
 import { peers } from './peers.ts'
+import { pin } from './pin.ts'
+import { providers } from './providers.ts'
+import { stat } from './stat.ts'
 import { status } from './status.ts'
 import { stop } from './stop.ts'
 import type { Command } from './command.ts'
 
-const COMMANDS: Command[] = [init, daemon, id, peers, status, stop]
+const COMMANDS: Command[] = [init, daemon, id, peers, status, stop, add, cat, get, stat, providers, pin, gc]
 
 function usage (): string {
   const width = Math.max(...COMMANDS.map(c => c.name.length))

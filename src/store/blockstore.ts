@@ -66,6 +66,8 @@ export class DiskBlockstore implements Blockstore {
   private readonly tmpDir: string
   private readonly events: DiskBlockstoreEvents
   private tmpCounter = 0
+  /** Shard folders known to exist. */
+  private readonly shards = new Set<string>()
 
   constructor (dir: string, events: DiskBlockstoreEvents = {}) {
     this.dir = dir
@@ -114,19 +116,22 @@ export class DiskBlockstore implements Blockstore {
 
   /** Stores a block already in stored form (e.g. as it came off the wire, verified by the caller). */
   async putStored (cid: CID, stored: StoredBlock, _options?: AbortOptions): Promise<void> {
+    // no existence check first: the same CID always has the same bytes, and rename replaces atomically
     const file = this.pathOf(cid)
-    if (await this.has(cid)) return
     const tmp = join(this.tmpDir, `${process.pid}-${this.tmpCounter++}`)
     try {
       const handle = await open(tmp, 'w', 0o644)
       try {
-        await handle.write(Uint8Array.of(stored.codec))
-        await handle.write(stored.payload)
+        await handle.writev([Uint8Array.of(stored.codec), stored.payload])
         await handle.sync()
       } finally {
         await handle.close()
       }
-      await mkdir(join(file, '..'), { recursive: true })
+      const shard = join(file, '..')
+      if (!this.shards.has(shard)) {
+        await mkdir(shard, { recursive: true })
+        this.shards.add(shard)
+      }
       await rename(tmp, file)
     } catch (err) {
       await rm(tmp, { force: true })

@@ -6,7 +6,7 @@
  */
 import { CID } from 'multiformats/cid'
 import { FrameDecoder, ProtocolViolationError, sendFrame } from '../wire/index.ts'
-import { BLOCKS_PROTOCOL, MAX_BLOCK_FRAME_BYTES } from './constants.ts'
+import { BLOCKS_PROTOCOL, MAX_BLOCK_FRAME_BYTES, SERVE_CONCURRENCY } from './constants.ts'
 import { BlockNotFoundError } from './errors.ts'
 import { BlockMessageCodec, MSG } from './messages.ts'
 import type { StoredBlock } from './blockstore.ts'
@@ -159,11 +159,16 @@ export class BlockExchange {
     return s
   }
 
-  /** Answers a peer's requests in order; any malformed frame ends the stream. */
+  /**
+   * Answers a peer's requests, a few at a time (disk reads overlap), in any
+   * order: answers carry the request id. Any malformed frame ends the stream.
+   */
   private async serve (stream: Stream, connection: Connection): Promise<void> {
     const decoder = new FrameDecoder(1024) // requests are tiny
+    const inflight = new Set<Promise<void>>()
+    let failure: Error | undefined
     for await (const chunk of stream) {
-      if (this.stopped) break
+      if (this.stopped || failure != null) break
       for (const frame of decoder.push(chunk)) {
         const req = BlockMessageCodec.decode(frame)
         let cid: CID
@@ -172,9 +177,16 @@ export class BlockExchange {
         } catch {
           throw new ProtocolViolationError(`peer ${connection.remotePeer.toString()} sent an invalid CID`)
         }
-        await sendFrame(stream, BlockMessageCodec.encode(await this.answer(req, cid)))
+        while (inflight.size >= SERVE_CONCURRENCY) await Promise.race(inflight)
+        const work: Promise<void> = this.answer(req, cid)
+          .then(async answer => { await sendFrame(stream, BlockMessageCodec.encode(answer)) })
+          .catch((err: Error) => { failure ??= err })
+          .finally(() => { inflight.delete(work) })
+        inflight.add(work)
       }
     }
+    await Promise.all(inflight)
+    if (failure != null) throw failure
     await stream.close().catch(() => {})
   }
 

@@ -32,7 +32,9 @@ export const IMPORT_OPTIONS = {
   chunker: fixedSize({ chunkSize: CHUNK_BYTES }),
   layout: balanced({ maxChildrenPerNode: MAX_CHILDREN_PER_NODE }),
   shardSplitStrategy: 'links-bytes',
-  fieldOrder: 'links-first'
+  fieldOrder: 'links-first',
+  // writes wait on fsync: keep many in flight
+  blockWriteConcurrency: 64
 } as const
 
 export function parseCid (text: string): CID {

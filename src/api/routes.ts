@@ -41,7 +41,7 @@ export function apiRoutes (backend: ApiBackend): Route[] {
     { method: 'GET', path: '/id', handler: async () => backend.id() },
     { method: 'GET', path: '/peers', handler: async () => await backend.peers() },
     { method: 'GET', path: '/status', handler: async () => backend.status() },
-    { method: 'POST', path: '/stop', handler: async () => ({ stopping: true }), after: () => { backend.stop().catch(() => {}) } },
+    { method: 'POST', path: '/stop', handler: async (ctx) => { await jsonObject(ctx); return { stopping: true } }, after: () => { backend.stop().catch(() => {}) } },
 
     {
       // a byte stream (application/octet-stream) or JSON { path } of a file or folder on this machine

@@ -64,6 +64,10 @@ export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
       maxConnections: init.maxConnections ?? 128,
       allow: LOOPBACK_ALLOW
     },
+    // The monitor's ping shares the connection with bulk block transfers; under
+    // load a ping overlaps the next and the monitor would abort a healthy
+    // connection ("Too many outbound protocol streams"). Our RTT monitor measures.
+    connectionMonitor: { abortConnectionOnPingFailure: false },
     services: {
       identify: identify(),
       ping: ping(),

@@ -48,7 +48,8 @@ export interface InitRepoOptions {
 
 /** `--repo`, else $LEPTON_REPO, else ~/.lepton. */
 export function resolveRepoPath (flag?: string): string {
-  return resolve(flag ?? process.env.LEPTON_REPO ?? join(homedir(), '.lepton'))
+  const fromEnv = process.env.LEPTON_REPO
+  return resolve(flag ?? (fromEnv != null && fromEnv !== '' ? fromEnv : join(homedir(), '.lepton')))
 }
 
 export async function repoExists (path: string): Promise<boolean> {

@@ -1,4 +1,5 @@
-import { open, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { link, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { FILES } from './constants.ts'
 import { RepoLockedError } from './errors.ts'
@@ -52,10 +53,11 @@ export async function acquireLock (repoPath: string): Promise<RepoLock> {
   const file = join(repoPath, FILES.lock)
   let info: LockInfo = { pid: process.pid, startedAt: new Date().toISOString() }
   for (let attempt = 0; ; attempt++) {
+    // written aside, then linked into place: the lock never exists without its contents
+    const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`
+    await writeFile(tmp, JSON.stringify(info), { mode: 0o600 })
     try {
-      const handle = await open(file, 'wx', 0o600)
-      await handle.writeFile(JSON.stringify(info))
-      await handle.close()
+      await link(tmp, file)
       break
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 2) throw err
@@ -66,6 +68,8 @@ export async function acquireLock (repoPath: string): Promise<RepoLock> {
         throw new RepoLockedError(`repo ${repoPath} is in use by a running lepton daemon (${who}); stop it with "lepton stop --repo ${repoPath}" or use another --repo`)
       }
       await rm(file, { force: true }) // stale lock from a dead process
+    } finally {
+      await rm(tmp, { force: true })
     }
   }
   let released = false

@@ -13,7 +13,7 @@ import type { StoredBlock } from './blockstore.ts'
 import type { BlockMessage } from './messages.ts'
 import type { Logger } from '../log.ts'
 import type { LeptonNode } from '../node/index.ts'
-import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import type { Connection, PeerId, Stream, StreamCloseEvent } from '@libp2p/interface'
 
 /** What the exchange serves from: the local blockstore (or, in tests, a liar). */
 export interface BlockSource {
@@ -49,8 +49,9 @@ export class BlockSession {
         this.close(err as Error)
       }
     })
-    stream.addEventListener('close', () => {
-      this.close(new SessionClosedError(`block stream to ${peer.toString()} closed`))
+    stream.addEventListener('close', (evt) => {
+      const why = (evt as StreamCloseEvent).error
+      this.close(new SessionClosedError(`block stream to ${peer.toString()} closed${why != null ? `: ${why.message}` : ''}`))
       onClose()
     })
   }

@@ -5,6 +5,8 @@ export default defineConfig({
     include: ['test/**/*.spec.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    pool: 'forks'
+    pool: 'forks',
+    // 2 cores: more workers only make the multi-process tests fight for CPU
+    maxWorkers: 2
   }
 })

@@ -71,11 +71,17 @@ export class BlockSession {
     if (this.closed) throw new SessionClosedError(`block stream to ${this.peer.toString()} is closed`)
     const id = this.nextId
     this.nextId = (this.nextId % 0xffffffff) + 1
+    // the abort listener must go once answered: it would keep the answer (a whole block) alive until the signal's timer fires
+    let onAbort: (() => void) | undefined
     const answer = new Promise<BlockMessage>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject })
-      signal?.addEventListener('abort', () => {
-        if (this.pending.delete(id)) reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
-      }, { once: true })
+      onAbort = () => {
+        if (this.pending.delete(id)) reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'))
+      }
+      this.pending.set(id, {
+        resolve: (msg) => { signal?.removeEventListener('abort', onAbort as () => void); resolve(msg) },
+        reject: (err) => { signal?.removeEventListener('abort', onAbort as () => void); reject(err) }
+      })
+      signal?.addEventListener('abort', onAbort, { once: true })
     })
     await sendFrame(this.stream, BlockMessageCodec.encode({ id, type, cid: cid.bytes, codec: 0, data: new Uint8Array(0) }), signal)
     return await answer

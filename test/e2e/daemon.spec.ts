@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { LocalMesh, cliJson, runCli, startDaemon } from '../../scripts/local-mesh.ts'
+import { Client } from '../../src/api/index.ts'
 import type { IdInfo, PeerInfo, StatusInfo } from '../../src/api/index.ts'
 import type { DaemonProcess } from '../../scripts/local-mesh.ts'
 
@@ -28,10 +29,15 @@ describe('a mesh of six daemons', () => {
 
   it('every daemon finds the five others within 10 s, with only the first as bootstrap', async () => {
     const ids = mesh.daemons.map(d => d.peerId)
+    const expected = ids.map(self => ids.filter(id => id !== self).sort())
+    // watch through the client (cheap), then check what `lepton peers --json` prints
+    const clients = await Promise.all(mesh.daemons.map(async d => await Client.connect({ repo: d.repo })))
     await expect.poll(async () => {
-      const tables = await Promise.all(mesh.daemons.map(peersOf))
+      const tables = await Promise.all(clients.map(async c => await c.peers()))
       return tables.map(t => t.map(p => p.peerId).sort())
-    }, { timeout: 10_000, interval: 250 }).toEqual(ids.map(self => ids.filter(id => id !== self).sort()))
+    }, { timeout: 10_000, interval: 100 }).toEqual(expected)
+    const tables = await Promise.all(mesh.daemons.map(peersOf))
+    expect(tables.map(t => t.map(p => p.peerId).sort())).toEqual(expected)
   })
 
   it('lists peers with dialable addresses and a measured RTT', async () => {

@@ -99,6 +99,15 @@ export class Daemon implements ApiBackend {
       daemon.api = await startApiServer({ host: apiAddr.host, port: apiAddr.port, token: repo.apiToken, routes: apiRoutes(daemon), log: log.child('api') })
       await lock.update({ peerId: node.peerId.toString(), api: daemon.api.address })
       log.info('started', { peer: node.peerId.toString(), api: daemon.api.address })
+      if (process.env.LEPTON_MEMORY_LOG_MS != null) {
+        // operators chasing memory: one line per interval, in MiB
+        const mib = (n: number): number => Math.round(n / 1048576)
+        const timer = setInterval(() => {
+          const m = process.memoryUsage()
+          log.info('memory', { rss: mib(m.rss), heapUsed: mib(m.heapUsed), external: mib(m.external), arrayBuffers: mib(m.arrayBuffers) })
+        }, Number(process.env.LEPTON_MEMORY_LOG_MS))
+        timer.unref()
+      }
       return daemon
     } catch (err) {
       await unwind()

@@ -13,6 +13,7 @@ import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
 import { peerConnector, rttMonitor } from '../routing/index.ts'
+import { PeerBans } from './bans.ts'
 import { DHT_INITIAL_QUERY_SELF_MS, DHT_PROTOCOL, DHT_QUERY_SELF_MS, LOOPBACK_ALLOW } from './constants.ts'
 import type { PeerConnector, PeerConnectorInit, RttMonitor, RttMonitorInit } from '../routing/index.ts'
 import type { GossipSub } from '@libp2p/gossipsub'
@@ -23,6 +24,8 @@ import type { Ping } from '@libp2p/ping'
 import type { Datastore } from 'interface-datastore'
 
 export * from './constants.ts'
+export { PeerBans } from './bans.ts'
+export type { PeerBan } from './bans.ts'
 
 export type LeptonServices = {
   identify: Identify
@@ -31,6 +34,7 @@ export type LeptonServices = {
   pubsub: GossipSub
   rtt: RttMonitor
   connector: PeerConnector
+  bans: PeerBans
 }
 
 export type LeptonNode = Libp2p<LeptonServices>
@@ -50,6 +54,7 @@ export interface NodeInit {
 }
 
 export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
+  const bans = new PeerBans()
   const peerDiscovery: Array<(components: any) => PeerDiscovery> = []
   if (init.mdns === true) peerDiscovery.push(mdns())
   return await createLibp2p({
@@ -68,6 +73,11 @@ export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
     // load a ping overlaps the next and the monitor would abort a healthy
     // connection ("Too many outbound protocol streams"). Our RTT monitor measures.
     connectionMonitor: { abortConnectionOnPingFailure: false },
+    connectionGater: {
+      denyDialPeer: (peer) => bans.isBanned(peer),
+      denyInboundEncryptedConnection: (peer) => bans.isBanned(peer),
+      denyOutboundEncryptedConnection: (peer) => bans.isBanned(peer)
+    },
     services: {
       identify: identify(),
       ping: ping(),
@@ -80,7 +90,8 @@ export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
       }),
       pubsub: gossipsub(),
       rtt: rttMonitor(init.rtt),
-      connector: peerConnector(init.connector)
+      connector: peerConnector(init.connector),
+      bans: () => bans
     }
   })
 }

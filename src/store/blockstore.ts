@@ -12,25 +12,37 @@ import { CID } from 'multiformats/cid'
 import { BLOCKSTORE_VERSION, CODEC_DEFLATE, CODEC_RAW, COMPRESS_MAX_RATIO, COMPRESS_MIN_BYTES, COMPRESS_SAMPLE_BYTES, MAX_BLOCK_BYTES } from './constants.ts'
 import { BlockNotFoundError, CorruptBlockError, DiskFullError, StoreVersionError, UnsupportedHashError } from './errors.ts'
 import type { AbortOptions } from '@libp2p/interface'
+import type { Uint8ArrayList } from 'uint8arraylist'
 import type { Blockstore, InputPair, Pair } from 'interface-blockstore'
 
 const SHA2_256 = 0x12
 const IDENTITY = 0x00
 
-/** A block as stored (and as sent on the wire): codec byte and payload. */
+/**
+ * A block as stored (and as sent on the wire): codec byte and payload. Off the
+ * wire the payload is the list of chunks it arrived in, so it is never copied.
+ */
 export interface StoredBlock {
   codec: number
-  payload: Uint8Array
+  payload: Uint8Array | Uint8ArrayList
+}
+
+/** One contiguous buffer (copies only a multi-chunk list). */
+export function contiguous (bytes: Uint8Array | Uint8ArrayList): Uint8Array {
+  return bytes instanceof Uint8Array ? bytes : bytes.subarray()
 }
 
 /** Hashes `bytes` and throws CorruptBlockError unless they match `cid`. */
-export function verifyBlock (cid: CID, bytes: Uint8Array): void {
+export function verifyBlock (cid: CID, bytes: Uint8Array | Uint8ArrayList): void {
   const { code, digest } = cid.multihash
   if (code === SHA2_256) {
-    const actual = createHash('sha256').update(bytes).digest()
+    const hash = createHash('sha256')
+    if (bytes instanceof Uint8Array) hash.update(bytes)
+    else for (const chunk of bytes) hash.update(chunk)
+    const actual = hash.digest()
     if (actual.length === digest.length && actual.equals(digest)) return
   } else if (code === IDENTITY) {
-    if (Buffer.from(digest).equals(bytes)) return
+    if (Buffer.from(digest).equals(contiguous(bytes))) return
   } else {
     throw new UnsupportedHashError(`block ${cid.toString()} uses multihash 0x${code.toString(16)}; lepton verifies sha2-256 only`)
   }
@@ -50,9 +62,9 @@ export function encodeStored (bytes: Uint8Array): StoredBlock {
 }
 
 /** The block's bytes from its stored form (not yet verified). */
-export function decodeStored (stored: StoredBlock): Uint8Array {
+export function decodeStored (stored: StoredBlock): Uint8Array | Uint8ArrayList {
   if (stored.codec === CODEC_RAW) return stored.payload
-  if (stored.codec === CODEC_DEFLATE) return inflateRawSync(stored.payload, { maxOutputLength: MAX_BLOCK_BYTES })
+  if (stored.codec === CODEC_DEFLATE) return inflateRawSync(contiguous(stored.payload), { maxOutputLength: MAX_BLOCK_BYTES })
   throw new CorruptBlockError(`unknown block codec ${stored.codec}`)
 }
 
@@ -122,7 +134,7 @@ export class DiskBlockstore implements Blockstore {
     try {
       const handle = await open(tmp, 'w', 0o644)
       try {
-        await handle.writev([Uint8Array.of(stored.codec), stored.payload])
+        await handle.writev([Uint8Array.of(stored.codec), ...(stored.payload instanceof Uint8Array ? [stored.payload] : stored.payload)])
         await handle.sync()
       } finally {
         await handle.close()
@@ -163,7 +175,7 @@ export class DiskBlockstore implements Blockstore {
   }
 
   async getBytes (cid: CID): Promise<Uint8Array> {
-    return decodeStored(await this.getStored(cid))
+    return contiguous(decodeStored(await this.getStored(cid)))
   }
 
   async * get (cid: CID): AsyncGenerator<Uint8Array> {

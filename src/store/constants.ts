@@ -31,11 +31,11 @@ export const PIN_PROTOCOL = `${PROTOCOL_PREFIX}/pin/1.0.0`
 /** Largest block we accept (IPFS's limit is 2 MiB; ours are <= 256 KiB + a header). */
 export const MAX_BLOCK_BYTES = 2 * 1024 * 1024
 
-/** Largest frame on the block protocol: one block plus its envelope. */
-export const MAX_BLOCK_FRAME_BYTES = MAX_BLOCK_BYTES + 1024
+/** Largest header frame on the block protocol (the block's bytes follow it, unframed). */
+export const MAX_HEADER_BYTES = 1024
 
 /** Wants outstanding per provider: the application-level flow-control window. */
-export const WANT_WINDOW = 32
+export const WANT_WINDOW = 16
 
 /** A want with no answer after this long is given to another provider. */
 export const WANT_TIMEOUT_MS = 15_000
@@ -51,3 +51,9 @@ export const REPROVIDE_INTERVAL_MS = 6 * 60 * 60 * 1000
 
 /** Requests from one peer answered at once (disk reads overlap). */
 export const SERVE_CONCURRENCY = 8
+
+/** Blocks read ahead while a file is streamed out. */
+export const READ_LOOKAHEAD = 8
+
+/** A peer that serves a block not matching its CID is refused this long. */
+export const FORGED_BLOCK_BAN_MS = 60 * 60 * 1000

@@ -1,12 +1,15 @@
 /**
  * /lepton/blocks/1.0.0: one long-lived stream per peer carrying numbered
- * requests (WANT, HAVE_QUERY) and answers (BLOCK, DONT_HAVE, HAVE). The asking
+ * requests (WANT, HAVE_QUERY) and answers (BLOCK, DONT_HAVE, HAVE). A BLOCK
+ * answer is a small header frame followed by the payload's raw bytes, so a
+ * block crosses the stream without being copied into or out of a protobuf
+ * message; its size is checked against the limit before any of it is kept. The asking
  * side bounds its outstanding wants (see fetcher.ts), which is the flow control:
  * yamux alone does not slow a writer for a slow reader.
  */
 import { CID } from 'multiformats/cid'
 import { FrameDecoder, ProtocolViolationError, sendFrame } from '../wire/index.ts'
-import { BLOCKS_PROTOCOL, MAX_BLOCK_FRAME_BYTES, SERVE_CONCURRENCY } from './constants.ts'
+import { BLOCKS_PROTOCOL, MAX_BLOCK_BYTES, MAX_HEADER_BYTES, SERVE_CONCURRENCY } from './constants.ts'
 import { BlockNotFoundError } from './errors.ts'
 import { BlockMessageCodec, MSG } from './messages.ts'
 import type { StoredBlock } from './blockstore.ts'
@@ -14,6 +17,7 @@ import type { BlockMessage } from './messages.ts'
 import type { Logger } from '../log.ts'
 import type { LeptonNode } from '../node/index.ts'
 import type { Connection, PeerId, Stream, StreamCloseEvent } from '@libp2p/interface'
+import type { Uint8ArrayList } from 'uint8arraylist'
 
 /** What the exchange serves from: the local blockstore (or, in tests, a liar). */
 export interface BlockSource {
@@ -25,8 +29,14 @@ export class SessionClosedError extends Error {
   override name = 'SessionClosedError'
 }
 
+/** An answer: the header and, for BLOCK, the payload that followed it. */
+interface Answer {
+  msg: BlockMessage
+  payload?: Uint8ArrayList
+}
+
 interface Pending {
-  resolve(msg: BlockMessage): void
+  resolve(answer: Answer): void
   reject(err: Error): void
 }
 
@@ -35,7 +45,9 @@ export class BlockSession {
   readonly peer: PeerId
   private readonly stream: Stream
   private readonly pending = new Map<number, Pending>()
-  private readonly decoder = new FrameDecoder(MAX_BLOCK_FRAME_BYTES)
+  private readonly decoder = new FrameDecoder(MAX_HEADER_BYTES)
+  /** A BLOCK header whose payload has not fully arrived. */
+  private awaitingPayload?: BlockMessage
   private nextId = 1
   closed = false
 
@@ -44,7 +56,8 @@ export class BlockSession {
     this.stream = stream
     stream.addEventListener('message', (evt) => {
       try {
-        for (const frame of this.decoder.push(evt.data)) this.onAnswer(BlockMessageCodec.decode(frame))
+        this.decoder.append(evt.data)
+        this.drain()
       } catch (err) {
         this.close(err as Error)
       }
@@ -60,43 +73,66 @@ export class BlockSession {
     return this.pending.size
   }
 
-  private onAnswer (msg: BlockMessage): void {
-    const p = this.pending.get(msg.id)
-    if (p == null) return // answer to a want we gave up on
-    this.pending.delete(msg.id)
-    p.resolve(msg)
+  /** Takes every complete answer out of the buffer. */
+  private drain (): void {
+    for (;;) {
+      if (this.awaitingPayload != null) {
+        const payload = this.decoder.nextBytes(this.awaitingPayload.size)
+        if (payload == null) return
+        const msg = this.awaitingPayload
+        this.awaitingPayload = undefined
+        this.onAnswer({ msg, payload })
+        continue
+      }
+      const frame = this.decoder.nextFrame()
+      if (frame == null) return
+      const msg = BlockMessageCodec.decode(frame)
+      if (msg.type === MSG.BLOCK) {
+        if (msg.size > MAX_BLOCK_BYTES) throw new ProtocolViolationError(`peer announced a block of ${msg.size} bytes (limit ${MAX_BLOCK_BYTES})`)
+        this.awaitingPayload = msg
+      } else {
+        this.onAnswer({ msg })
+      }
+    }
   }
 
-  private async request (type: number, cid: CID, signal?: AbortSignal): Promise<BlockMessage> {
+  private onAnswer (answer: Answer): void {
+    const p = this.pending.get(answer.msg.id)
+    if (p == null) return // answer to a want we gave up on
+    this.pending.delete(answer.msg.id)
+    p.resolve(answer)
+  }
+
+  private async request (type: number, cid: CID, signal?: AbortSignal): Promise<Answer> {
     if (this.closed) throw new SessionClosedError(`block stream to ${this.peer.toString()} is closed`)
     const id = this.nextId
     this.nextId = (this.nextId % 0xffffffff) + 1
     // the abort listener must go once answered: it would keep the answer (a whole block) alive until the signal's timer fires
     let onAbort: (() => void) | undefined
-    const answer = new Promise<BlockMessage>((resolve, reject) => {
+    const answer = new Promise<Answer>((resolve, reject) => {
       onAbort = () => {
         if (this.pending.delete(id)) reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'))
       }
       this.pending.set(id, {
-        resolve: (msg) => { signal?.removeEventListener('abort', onAbort as () => void); resolve(msg) },
+        resolve: (a) => { signal?.removeEventListener('abort', onAbort as () => void); resolve(a) },
         reject: (err) => { signal?.removeEventListener('abort', onAbort as () => void); reject(err) }
       })
       signal?.addEventListener('abort', onAbort, { once: true })
     })
-    await sendFrame(this.stream, BlockMessageCodec.encode({ id, type, cid: cid.bytes, codec: 0, data: new Uint8Array(0) }), signal)
+    await sendFrame(this.stream, BlockMessageCodec.encode({ id, type, cid: cid.bytes, codec: 0, size: 0 }), signal)
     return await answer
   }
 
   /** The block in stored form, or undefined if the peer does not hold it. Not verified here. */
   async want (cid: CID, signal?: AbortSignal): Promise<StoredBlock | undefined> {
-    const msg = await this.request(MSG.WANT, cid, signal)
-    if (msg.type === MSG.BLOCK) return { codec: msg.codec, payload: msg.data }
+    const { msg, payload } = await this.request(MSG.WANT, cid, signal)
+    if (msg.type === MSG.BLOCK) return { codec: msg.codec, payload: payload ?? new Uint8Array(0) }
     if (msg.type === MSG.DONT_HAVE) return undefined
     throw new ProtocolViolationError(`unexpected answer type ${msg.type} to a want`)
   }
 
   async have (cid: CID, signal?: AbortSignal): Promise<boolean> {
-    return (await this.request(MSG.HAVE_QUERY, cid, signal)).type === MSG.HAVE
+    return (await this.request(MSG.HAVE_QUERY, cid, signal)).msg.type === MSG.HAVE
   }
 
   close (err?: Error): void {
@@ -186,7 +222,7 @@ export class BlockExchange {
         }
         while (inflight.size >= SERVE_CONCURRENCY) await Promise.race(inflight)
         const work: Promise<void> = this.answer(req, cid)
-          .then(async answer => { await sendFrame(stream, BlockMessageCodec.encode(answer)) })
+          .then(async ({ msg, payload }) => { await sendFrame(stream, BlockMessageCodec.encode(msg), undefined, payload) })
           .catch((err: Error) => { failure ??= err })
           .finally(() => { inflight.delete(work) })
         inflight.add(work)
@@ -197,16 +233,16 @@ export class BlockExchange {
     await stream.close().catch(() => {})
   }
 
-  private async answer (req: BlockMessage, cid: CID): Promise<BlockMessage> {
-    const base = { id: req.id, cid: req.cid, codec: 0, data: new Uint8Array(0) }
-    if (req.type === MSG.HAVE_QUERY) return { ...base, type: await this.source.has(cid) ? MSG.HAVE : MSG.DONT_HAVE }
+  private async answer (req: BlockMessage, cid: CID): Promise<{ msg: BlockMessage, payload?: Uint8Array | Uint8ArrayList }> {
+    const base = { id: req.id, cid: new Uint8Array(0), codec: 0, size: 0 }
+    if (req.type === MSG.HAVE_QUERY) return { msg: { ...base, type: await this.source.has(cid) ? MSG.HAVE : MSG.DONT_HAVE } }
     if (req.type !== MSG.WANT) throw new ProtocolViolationError(`unknown request type ${req.type}`)
     try {
       const stored = await this.source.getStored(cid)
-      return { ...base, type: MSG.BLOCK, codec: stored.codec, data: stored.payload }
+      return { msg: { ...base, type: MSG.BLOCK, codec: stored.codec, size: stored.payload.byteLength }, payload: stored.payload }
     } catch (err) {
       if (!(err instanceof BlockNotFoundError) && (err as Error).name !== 'CorruptBlockError') throw err
-      return { ...base, type: MSG.DONT_HAVE }
+      return { msg: { ...base, type: MSG.DONT_HAVE } }
     }
   }
 }

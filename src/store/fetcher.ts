@@ -7,14 +7,15 @@
  * the windows, whatever the size of the file.
  */
 import { BlockNotFoundError, ContentNotFoundError, CorruptBlockError } from './errors.ts'
-import { decodeStored, verifyBlock } from './blockstore.ts'
+import { contiguous, decodeStored, verifyBlock } from './blockstore.ts'
 import { WANT_TIMEOUT_MS, WANT_WINDOW } from './constants.ts'
-import { linksOf } from './dag.ts'
+import { DAG_PB, linksOf } from './dag.ts'
 import type { DiskBlockstore } from './blockstore.ts'
 import type { BlockExchange } from './exchange.ts'
 import type { Logger } from '../log.ts'
 import type { PeerId } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
+import type { Uint8ArrayList } from 'uint8arraylist'
 
 export interface FetchProgress {
   blocks: number
@@ -152,7 +153,7 @@ export async function fetchDag (root: CID, init: FetchInit): Promise<FetchResult
         queue.unshift(cid)
         return
       }
-      let bytes: Uint8Array
+      let bytes: Uint8Array | Uint8ArrayList
       try {
         bytes = decodeStored(stored)
         verifyBlock(cid, bytes)
@@ -171,7 +172,7 @@ export async function fetchDag (root: CID, init: FetchInit): Promise<FetchResult
         progress.blocks++
         progress.bytes += bytes.byteLength
         init.onProgress?.(progress)
-        await expand(cid, bytes)
+        if (cid.code === DAG_PB) await expand(cid, contiguous(bytes)) // raw leaves link nowhere
       } finally {
         active--
       }

@@ -6,7 +6,7 @@ export const MSG = {
   WANT: 1,
   /** request: do you hold this block? */
   HAVE_QUERY: 2,
-  /** answer: the block, in stored form (codec + payload) */
+  /** answer: the block in stored form: codec and size here, then `size` raw bytes after the frame */
   BLOCK: 3,
   /** answer: I do not hold it */
   DONT_HAVE: 4,
@@ -19,7 +19,8 @@ export interface BlockMessage {
   type: number
   cid: Uint8Array
   codec: number
-  data: Uint8Array
+  /** BLOCK: bytes of payload that follow this frame on the stream */
+  size: number
 }
 
 export const BlockMessageCodec = defineMessage<BlockMessage>({
@@ -27,7 +28,7 @@ export const BlockMessageCodec = defineMessage<BlockMessage>({
   type: { no: 2, type: 'uint32' },
   cid: { no: 3, type: 'bytes' },
   codec: { no: 4, type: 'uint32' },
-  data: { no: 5, type: 'bytes' }
+  size: { no: 5, type: 'uint32' }
 })
 
 /** Asks a peer to fetch a DAG from us (or anyone) and pin it. */

@@ -6,14 +6,15 @@ import { importer } from 'ipfs-unixfs-importer'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { balanced } from 'ipfs-unixfs-importer/layout'
 import { CID } from 'multiformats/cid'
-import { DiskBlockstore, decodeStored, encodeStored, verifyBlock } from './blockstore.ts'
-import { CHUNK_BYTES, FIND_TIMEOUT_MS, HAVE_TIMEOUT_MS, MAX_CHILDREN_PER_NODE, PIN_PROTOCOL, REPROVIDE_INTERVAL_MS } from './constants.ts'
+import { DiskBlockstore, contiguous, decodeStored, encodeStored, verifyBlock } from './blockstore.ts'
+import { CHUNK_BYTES, FIND_TIMEOUT_MS, FORGED_BLOCK_BAN_MS, READ_LOOKAHEAD, HAVE_TIMEOUT_MS, MAX_CHILDREN_PER_NODE, PIN_PROTOCOL, REPROVIDE_INTERVAL_MS } from './constants.ts'
 import { linksOf } from './dag.ts'
 import { BlockNotFoundError, ContentNotFoundError, CorruptBlockError, InvalidCidError, NotPinnedError } from './errors.ts'
 import { BlockExchange } from './exchange.ts'
 import { fetchDag } from './fetcher.ts'
 import { PinRequestCodec, PinResponseCodec } from './messages.ts'
 import { PinSet } from './pins.ts'
+import { readFileBytes } from './reader.ts'
 import { FrameDecoder, ProtocolViolationError, sendFrame } from '../wire/index.ts'
 import type { FetchResult } from './fetcher.ts'
 import type { AddOptions, AddResult, FetchOptions, GcResult, ReplicaResult, StatResult, Store, StoreInit } from './index.ts'
@@ -218,17 +219,14 @@ export class DefaultStore implements Store {
   }
 
   private punish (peer: PeerId, reason: string): void {
-    this.log.warn('disconnecting misbehaving peer', { peer: peer.toString(), reason })
+    this.log.warn('disconnecting and banning misbehaving peer', { peer: peer.toString(), reason, banS: FORGED_BLOCK_BAN_MS / 1000 })
+    this.node.services.bans.ban(peer, FORGED_BLOCK_BAN_MS, reason)
     this.node.hangUp(peer).catch(() => {})
   }
 
   async * cat (cid: CID, options: FetchOptions = {}): AsyncGenerator<Uint8Array> {
     await this.fetch(cid, options)
-    const entry = await exporter(cid, this.blockstore, { signal: options.signal })
-    if (entry.type !== 'file' && entry.type !== 'raw' && entry.type !== 'identity') {
-      throw new InvalidCidError(`${cid.toString()} is a ${entry.type}, not a file; use "lepton get" to write it to a folder`)
-    }
-    yield * entry.content({ signal: options.signal })
+    yield * readFileBytes(cid, this.blockstore, READ_LOOKAHEAD, options.signal)
   }
 
   /** Fetches `cid` and writes it to `output` (a file, or a folder for a directory). */
@@ -246,7 +244,7 @@ export class DefaultStore implements Store {
       const tmp = `${path}.lepton-tmp`
       const handle = await open(tmp, 'w')
       try {
-        for await (const chunk of entry.content({ signal: options.signal })) {
+        for await (const chunk of readFileBytes(c, this.blockstore, READ_LOOKAHEAD, options.signal)) {
           await handle.write(chunk)
           size += chunk.byteLength
         }
@@ -323,7 +321,7 @@ export class DefaultStore implements Store {
       const signal = AbortSignal.any([AbortSignal.timeout(options.timeoutMs ?? 5000), this.shutdown.signal])
       const stored = await (await this.exchange.session(peer, signal)).want(cid, signal)
       if (stored == null) continue
-      const bytes = decodeStored(stored)
+      const bytes = contiguous(decodeStored(stored))
       verifyBlock(cid, bytes)
       return bytes
     }

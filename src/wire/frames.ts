@@ -29,30 +29,46 @@ export class FrameDecoder {
 
   /** Appends bytes and returns every complete frame they finish. */
   push (data: Uint8Array | Uint8ArrayList): Uint8Array[] {
-    this.buffer.append(data)
+    this.append(data)
     const frames: Uint8Array[] = []
-    for (;;) {
-      let length = 0
-      let shift = 1
-      let pos = 0
-      let complete = false
-      while (pos < this.buffer.byteLength) {
-        const byte = this.buffer.get(pos++)
-        length += (byte & 0x7f) * shift
-        shift *= 0x80
-        if ((byte & 0x80) === 0) {
-          complete = true
-          break
-        }
-        if (pos >= 8) throw new ProtocolViolationError('malformed frame length')
-      }
-      if (!complete) break
-      if (length > this.maxFrameBytes) throw new FrameTooLargeError(`frame of ${length} bytes exceeds the limit of ${this.maxFrameBytes}`)
-      if (this.buffer.byteLength < pos + length) break
-      frames.push(this.buffer.subarray(pos, pos + length))
-      this.buffer.consume(pos + length)
-    }
+    for (let frame = this.nextFrame(); frame != null; frame = this.nextFrame()) frames.push(frame)
     return frames
+  }
+
+  append (data: Uint8Array | Uint8ArrayList): void {
+    this.buffer.append(data)
+  }
+
+  /** The next complete frame, or undefined until more bytes arrive. */
+  nextFrame (): Uint8Array | undefined {
+    let length = 0
+    let shift = 1
+    let pos = 0
+    let complete = false
+    while (pos < this.buffer.byteLength) {
+      const byte = this.buffer.get(pos++)
+      length += (byte & 0x7f) * shift
+      shift *= 0x80
+      if ((byte & 0x80) === 0) {
+        complete = true
+        break
+      }
+      if (pos >= 8) throw new ProtocolViolationError('malformed frame length')
+    }
+    if (!complete) return undefined
+    if (length > this.maxFrameBytes) throw new FrameTooLargeError(`frame of ${length} bytes exceeds the limit of ${this.maxFrameBytes}`)
+    if (this.buffer.byteLength < pos + length) return undefined
+    const frame = this.buffer.subarray(pos, pos + length)
+    this.buffer.consume(pos + length)
+    return frame
+  }
+
+  /** The next `length` raw bytes as a list of the chunks they arrived in (no copy), or undefined until they are all here. */
+  nextBytes (length: number): Uint8ArrayList | undefined {
+    if (this.buffer.byteLength < length) return undefined
+    const bytes = this.buffer.sublist(0, length)
+    this.buffer.consume(length)
+    return bytes
   }
 
   get bufferedBytes (): number {
@@ -61,11 +77,13 @@ export class FrameDecoder {
 }
 
 /**
- * Sends one frame, waiting for the stream's `drain` event when its buffer is
+ * Sends one frame (and optionally raw bytes right after it, in the same write),
+ * waiting for the stream's `drain` event when its buffer is
  * full (never `onDrain()`: it resolves at once after the first drain).
  */
-export async function sendFrame (stream: Stream, frame: Uint8Array, signal?: AbortSignal): Promise<void> {
+export async function sendFrame (stream: Stream, frame: Uint8Array, signal?: AbortSignal, rawAfter?: Uint8Array | Uint8ArrayList): Promise<void> {
   const list = new Uint8ArrayList(encodeVarint(frame.byteLength), frame)
+  if (rawAfter != null) list.append(rawAfter)
   if (stream.send(list)) return
   await waitForDrain(stream, signal)
 }

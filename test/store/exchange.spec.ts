@@ -89,6 +89,11 @@ describe('block exchange between peers', () => {
     expect(got.equals(data)).toBe(true)
     await expect.poll(() => b.node.getConnections(liar.node.peerId).length, { timeout: 5000 }).toBe(0)
     expect(b.node.getConnections(honest.node.peerId).length).toBeGreaterThan(0)
+    // banned: neither redialled by B's connector (which runs every 200 ms here) nor let back in
+    expect(b.node.services.bans.isBanned(liar.node.peerId)).toBe(true)
+    await liar.node.dial(b.node.getMultiaddrs()[0] as Multiaddr).catch(() => {})
+    await new Promise(resolve => setTimeout(resolve, 1000))
+    expect(b.node.getConnections(liar.node.peerId)).toHaveLength(0)
   })
 
   it('a CID nobody has fails after the timeout instead of hanging', async () => {

@@ -1,7 +1,7 @@
 import neostandard from 'neostandard'
 
 export default [
-  ...neostandard({ ts: true, ignores: ['node_modules/**', 'coverage/**'] }),
+  ...neostandard({ ts: true, ignores: ['node_modules/**', 'coverage/**', 'dist/**'] }),
   {
     files: ['src/**/*.ts'],
     rules: {

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly (Node 24 strips types), after checking
+// Runs the built CLI (dist/, made by npm run build), after checking
 // the Node version: on older Node, libp2p 3 fails with an obscure error.
 const major = Number(process.versions.node.split('.')[0])
 if (major < 24) {
   process.stderr.write(`lepton: needs Node.js 24 or newer, this is ${process.version}. Run it through npm (npm run lepton -- ARGS, which uses the Node 24 from devDependencies) or install Node 24.\n`)
   process.exit(1)
 }
-const { main } = await import('../src/cli/main.ts')
+const { main } = await import('../dist/cli/main.js')
 process.exit(await main(process.argv.slice(2)))

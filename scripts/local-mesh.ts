@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
 
-export const CLI = resolve(import.meta.dirname, '../src/cli/main.ts')
+// the built CLI, as users run it (npm test and npm start build it first)
+export const CLI = resolve(import.meta.dirname, '../dist/cli/main.js')
 
 export interface CliResult {
   code: number

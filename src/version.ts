@@ -1,3 +1,6 @@
-import pkg from '../package.json' with { type: 'json' }
+import { createRequire } from 'node:module'
+
+// package.json sits one level above both src/ and dist/
+const pkg = createRequire(import.meta.url)('../package.json') as { version: string }
 
 export const VERSION: string = pkg.version

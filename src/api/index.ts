@@ -3,7 +3,7 @@
  * client. The server side is started by the daemon; programs use `Client`.
  */
 export { Client } from './client.ts'
-export type { ClientOptions } from './client.ts'
+export type { ClientOptions, StoreCallOptions } from './client.ts'
 export { startApiServer, RESPONDED } from './server.ts'
 export type { ApiServer, ApiServerInit, Route, RouteContext } from './server.ts'
 export { apiRoutes } from './routes.ts'

@@ -6,7 +6,6 @@
 import { gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
-import { mdns } from '@libp2p/mdns'
 import { noise } from '@libp2p/noise'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
@@ -56,7 +55,8 @@ export interface NodeInit {
 export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
   const bans = new PeerBans()
   const peerDiscovery: Array<(components: any) => PeerDiscovery> = []
-  if (init.mdns === true) peerDiscovery.push(mdns())
+  // loaded only when asked for: it is big, and most meshes do not use it
+  if (init.mdns === true) peerDiscovery.push((await import('@libp2p/mdns')).mdns())
   return await createLibp2p({
     privateKey: init.privateKey,
     datastore: init.datastore,

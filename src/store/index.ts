@@ -14,7 +14,7 @@ import type { PeerId } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 
 export * from './errors.ts'
-export { parseCid, IMPORT_OPTIONS } from './store.ts'
+export { parseCid, describeRoot } from './store.ts'
 export { DiskBlockstore, verifyBlock, encodeStored, decodeStored } from './blockstore.ts'
 export type { StoredBlock } from './blockstore.ts'
 export type { BlockSource } from './exchange.ts'

@@ -1,14 +1,12 @@
 import { createReadStream } from 'node:fs'
 import { mkdir, open, readdir, rename, rm, stat, statfs } from 'node:fs/promises'
 import { basename, join } from 'node:path'
-import { exporter } from 'ipfs-unixfs-exporter'
-import { importer } from 'ipfs-unixfs-importer'
-import { fixedSize } from 'ipfs-unixfs-importer/chunker'
-import { balanced } from 'ipfs-unixfs-importer/layout'
+import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
 import { DiskBlockstore, contiguous, decodeStored, encodeStored, verifyBlock } from './blockstore.ts'
 import { CHUNK_BYTES, FIND_TIMEOUT_MS, FORGED_BLOCK_BAN_MS, READ_LOOKAHEAD, HAVE_TIMEOUT_MS, MAX_CHILDREN_PER_NODE, PIN_PROTOCOL, REPROVIDE_INTERVAL_MS } from './constants.ts'
-import { linksOf } from './dag.ts'
+import { DAG_PB, RAW, linksOf } from './dag.ts'
 import { BlockNotFoundError, ContentNotFoundError, CorruptBlockError, InvalidCidError, NotPinnedError } from './errors.ts'
 import { BlockExchange } from './exchange.ts'
 import { fetchDag } from './fetcher.ts'
@@ -23,20 +21,43 @@ import type { Logger } from '../log.ts'
 import type { LeptonNode } from '../node/index.ts'
 import type { PeerId, Stream } from '@libp2p/interface'
 import type { Blockstore } from 'interface-blockstore'
-import type { ImportCandidate } from 'ipfs-unixfs-importer'
+import type { ImportCandidate, ImporterOptions } from 'ipfs-unixfs-importer'
 
-/** The importer options that give the CIDs `ipfs add --cid-version 1 --raw-leaves --chunker size-262144` gives. */
-export const IMPORT_OPTIONS = {
-  cidVersion: 1,
-  rawLeaves: true,
-  reduceSingleLeafToSelf: true,
-  chunker: fixedSize({ chunkSize: CHUNK_BYTES }),
-  layout: balanced({ maxChildrenPerNode: MAX_CHILDREN_PER_NODE }),
-  shardSplitStrategy: 'links-bytes',
-  fieldOrder: 'links-first',
-  // writes wait on fsync: keep many in flight
-  blockWriteConcurrency: 64
-} as const
+/**
+ * The importer with the options that give the CIDs `ipfs add --cid-version 1
+ * --raw-leaves --chunker size-262144` gives. Loaded on first use: an idle
+ * daemon does not need it in memory.
+ */
+async function loadImporter (): Promise<{ importer: typeof import('ipfs-unixfs-importer').importer, options: ImporterOptions }> {
+  const [{ importer }, { fixedSize }, { balanced }] = await Promise.all([
+    import('ipfs-unixfs-importer'), import('ipfs-unixfs-importer/chunker'), import('ipfs-unixfs-importer/layout')
+  ])
+  return {
+    importer,
+    options: {
+      cidVersion: 1,
+      rawLeaves: true,
+      reduceSingleLeafToSelf: true,
+      chunker: fixedSize({ chunkSize: CHUNK_BYTES }),
+      layout: balanced({ maxChildrenPerNode: MAX_CHILDREN_PER_NODE }),
+      shardSplitStrategy: 'links-bytes',
+      fieldOrder: 'links-first',
+      // writes wait on fsync: keep many in flight
+      blockWriteConcurrency: 64
+    }
+  }
+}
+
+/** Type and size of a UnixFS node from its root block alone. */
+export function describeRoot (cid: CID, bytes: Uint8Array): { type: string, size: number | null } {
+  if (cid.code === RAW) return { type: 'file', size: bytes.byteLength }
+  if (cid.code !== DAG_PB) return { type: 'unknown', size: null }
+  const node = dagPb.decode(bytes)
+  const unixfs = node.Data == null ? undefined : UnixFS.unmarshal(node.Data)
+  if (unixfs == null) return { type: 'unknown', size: null }
+  const isFile = unixfs.type === 'file' || unixfs.type === 'raw'
+  return { type: unixfs.type, size: isFile ? Number(unixfs.fileSize()) : null }
+}
 
 export function parseCid (text: string): CID {
   try {
@@ -149,7 +170,8 @@ export class DefaultStore implements Store {
         has: this.blockstore.has.bind(this.blockstore)
       }
       let last: CID | undefined
-      for await (const entry of importer(candidates, trusted as unknown as Blockstore, IMPORT_OPTIONS)) {
+      const { importer, options: importOptions } = await loadImporter()
+      for await (const entry of importer(candidates, trusted as unknown as Blockstore, importOptions)) {
         if (rootPath == null || entry.path === rootPath) last = entry.cid
       }
       if (last == null) throw new ContentNotFoundError('nothing was imported')
@@ -234,13 +256,16 @@ export class DefaultStore implements Store {
     await this.fetch(cid, options)
     let size = 0
     const write = async (c: CID, path: string): Promise<void> => {
-      const entry = await exporter(c, this.blockstore, { signal: options.signal })
-      if (entry.type === 'directory') {
+      const { type } = describeRoot(c, await this.blockstore.getBytes(c))
+      if (type === 'directory' || type === 'hamt-sharded-directory') {
+        const { exporter } = await import('ipfs-unixfs-exporter')
+        const entry = await exporter(c, this.blockstore, { signal: options.signal })
+        if (entry.type !== 'directory') throw new InvalidCidError(`${c.toString()} is not a directory`)
         await mkdir(path, { recursive: true })
         for await (const child of entry.entries()) await write(child.cid, join(path, child.name))
         return
       }
-      if (entry.type !== 'file' && entry.type !== 'raw' && entry.type !== 'identity') throw new InvalidCidError(`${c.toString()} is a ${entry.type}, which lepton cannot write to disk`)
+      if (type !== 'file' && type !== 'raw') throw new InvalidCidError(`${c.toString()} is a ${type}, which lepton cannot write to disk`)
       const tmp = `${path}.lepton-tmp`
       const handle = await open(tmp, 'w')
       try {
@@ -295,11 +320,9 @@ export class DefaultStore implements Store {
       rootBytes = await this.fetchRootBlock(cid, holders, options).catch(() => undefined)
     }
     if (rootBytes != null) {
-      const entry = await exporter(cid, { get: async function * () { yield rootBytes as Uint8Array } } as any).catch(() => undefined)
-      if (entry != null) {
-        type = entry.type
-        if ('size' in entry) size = Number(entry.size)
-      }
+      try {
+        ({ type, size } = describeRoot(cid, rootBytes))
+      } catch {}
     }
     return {
       cid: cid.toString(),

@@ -21,6 +21,5 @@ describe('in-process mesh', () => {
     await expect.poll(() => nodes.every(n => n.getPeers().every(p => (n.services.rtt.rttMs(p) ?? -1) > 0)), { timeout: 5_000 }).toBe(true)
     const rtt = nodes[1]?.services.rtt.rttMs(first.peerId)
     expect(rtt).toBeGreaterThan(0)
-    expect(rtt).toBeLessThan(100)
   })
 })

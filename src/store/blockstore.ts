@@ -9,7 +9,7 @@ import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'nod
 import { join } from 'node:path'
 import { deflateRawSync, inflateRawSync } from 'node:zlib'
 import { CID } from 'multiformats/cid'
-import { BLOCKSTORE_VERSION, CODEC_DEFLATE, CODEC_RAW, COMPRESS_MAX_RATIO, COMPRESS_MIN_BYTES, COMPRESS_SAMPLE_BYTES, MAX_BLOCK_BYTES } from './constants.ts'
+import { BLOCKSTORE_VERSION, CODEC_DEFLATE, CODEC_RAW, COMPRESS_MAX_ENTROPY, COMPRESS_MAX_RATIO, COMPRESS_MIN_BYTES, COMPRESS_SAMPLE_BYTES, MAX_BLOCK_BYTES } from './constants.ts'
 import { BlockNotFoundError, CorruptBlockError, DiskFullError, StoreVersionError, UnsupportedHashError } from './errors.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
@@ -49,14 +49,32 @@ export function verifyBlock (cid: CID, bytes: Uint8Array | Uint8ArrayList): void
   throw new CorruptBlockError(`block ${cid.toString()} does not match its hash`)
 }
 
-/** Chooses the stored form: DEFLATE only where a sample shows it saves at least 10%. */
+/**
+ * Shannon entropy of a sample in bits per byte. Random or already-compressed
+ * data is near 8; text is around 4-5. Costs a few microseconds, where deflating
+ * a sample of incompressible data costs a hundred times more.
+ */
+export function sampleEntropy (sample: Uint8Array): number {
+  const counts = new Uint32Array(256)
+  for (let i = 0; i < sample.length; i++) counts[sample[i] as number] = (counts[sample[i] as number] as number) + 1
+  let bits = 0
+  for (let i = 0; i < 256; i++) {
+    const c = counts[i] as number
+    if (c === 0) continue
+    const p = c / sample.length
+    bits -= p * Math.log2(p)
+  }
+  return bits
+}
+
+/**
+ * Chooses the stored form: DEFLATE only where it saves at least 10%. A block
+ * whose sample looks random is stored as it is without trying.
+ */
 export function encodeStored (bytes: Uint8Array): StoredBlock {
-  if (bytes.byteLength >= COMPRESS_MIN_BYTES) {
-    const sample = bytes.subarray(0, COMPRESS_SAMPLE_BYTES)
-    if (deflateRawSync(sample, { level: 1 }).byteLength <= sample.byteLength * COMPRESS_MAX_RATIO) {
-      const packed = deflateRawSync(bytes, { level: 1 })
-      if (packed.byteLength <= bytes.byteLength * COMPRESS_MAX_RATIO) return { codec: CODEC_DEFLATE, payload: packed }
-    }
+  if (bytes.byteLength >= COMPRESS_MIN_BYTES && sampleEntropy(bytes.subarray(0, COMPRESS_SAMPLE_BYTES)) <= COMPRESS_MAX_ENTROPY) {
+    const packed = deflateRawSync(bytes, { level: 1 })
+    if (packed.byteLength <= bytes.byteLength * COMPRESS_MAX_RATIO) return { codec: CODEC_DEFLATE, payload: packed }
   }
   return { codec: CODEC_RAW, payload: bytes }
 }

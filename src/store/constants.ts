@@ -16,8 +16,11 @@ export const CODEC_DEFLATE = 1
 /** Blocks smaller than this are never compressed. */
 export const COMPRESS_MIN_BYTES = 1024
 
-/** Bytes deflated to decide whether a block is worth compressing. */
-export const COMPRESS_SAMPLE_BYTES = 16 * 1024
+/** Bytes whose entropy decides whether a block is worth trying to compress. */
+export const COMPRESS_SAMPLE_BYTES = 4096
+
+/** Above this many bits per byte a sample looks random: the block is not compressed. */
+export const COMPRESS_MAX_ENTROPY = 7.2
 
 /** Compress only if the result is at most this share of the original (saves >= 10%). */
 export const COMPRESS_MAX_RATIO = 0.9

@@ -6,13 +6,13 @@
  */
 import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { readFile, rm, writeFile } from 'node:fs/promises'
+import { rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Client } from '../src/api/index.ts'
 import { createNode } from '../src/node/index.ts'
 import { RAW_PROTOCOL } from './bench/raw-peer.ts'
-import { LocalMesh } from './local-mesh.ts'
+import { LocalMesh, watchRss } from './local-mesh.ts'
 
 const MIB = 1024 * 1024
 const rate = (bytes: number, ms: number): number => bytes / MIB / (ms / 1000)
@@ -20,24 +20,6 @@ const fmt = (x: number): string => x.toFixed(1)
 
 function line (name: string, value: number, ceilingName: string, ceiling: number, extra = ''): void {
   console.log(`${name.padEnd(34)} ${fmt(value).padStart(8)} MiB/s   ${ceilingName.padEnd(28)} ${fmt(ceiling).padStart(8)} MiB/s   ratio ${(value / ceiling).toFixed(2)}${extra}`)
-}
-
-async function rssMiB (pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024
-}
-
-/** Polls a process's RSS until stopped; resolves with the peak in MiB. */
-function watchRss (pid: number): { stop(): Promise<number> } {
-  let peak = 0
-  const state = { running: true }
-  const loop = (async () => {
-    while (state.running) {
-      peak = Math.max(peak, await rssMiB(pid))
-      await new Promise(resolve => setTimeout(resolve, 50))
-    }
-  })()
-  return { stop: async () => { state.running = false; await loop; return peak } }
 }
 
 async function rawStreamCeiling (frames: number): Promise<number> {

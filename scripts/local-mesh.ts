@@ -4,7 +4,7 @@
  * end-to-end tests, the benchmarks and the soak.
  */
 import { execFile, spawn } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
@@ -130,4 +130,23 @@ export class LocalMesh {
     await Promise.all(this.daemons.map(async d => await d.kill('SIGTERM')))
     await rm(this.dir, { recursive: true, force: true })
   }
+}
+
+/** Resident memory of a process in MiB (Linux /proc). */
+export async function rssMiB (pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024
+}
+
+/** Polls a process's RSS until stopped; resolves with the peak in MiB. */
+export function watchRss (pid: number): { stop(): Promise<number> } {
+  let peak = 0
+  const state = { running: true }
+  const loop = (async () => {
+    while (state.running) {
+      peak = Math.max(peak, await rssMiB(pid))
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+  })()
+  return { stop: async () => { state.running = false; await loop; return peak } }
 }

@@ -6,18 +6,13 @@ import { createReadStream } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { LocalMesh, cliJson, runCli } from '../../scripts/local-mesh.ts'
+import { LocalMesh, cliJson, runCli, watchRss } from '../../scripts/local-mesh.ts'
 import type { AddResult, PinInfo, StatResult } from '../../src/store/index.ts'
 
 async function sha256File (path: string): Promise<string> {
   const hash = createHash('sha256')
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer)
   return hash.digest('hex')
-}
-
-async function rssMiB (pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024
 }
 
 describe('store across daemons', () => {
@@ -38,18 +33,10 @@ describe('store across daemons', () => {
     expect(added.size).toBe(256 * 1024 * 1024)
     expect(added.cid).toMatch(/^bafybei/)
 
-    let peak = 0
-    const state = { sampling: true }
-    const sampler = (async () => {
-      while (state.sampling) {
-        peak = Math.max(peak, await rssMiB(b.process.pid ?? 0))
-        await new Promise(resolve => setTimeout(resolve, 50))
-      }
-    })()
+    const watch = watchRss(b.process.pid ?? 0)
     const out = join(mesh.dir, 'big.out')
     const res = await runCli(['get', added.cid, '-o', out, '--repo', b.repo], { timeoutMs: 120_000 })
-    state.sampling = false
-    await sampler
+    const peak = await watch.stop()
     expect(res.code, res.stderr).toBe(0)
     expect(await sha256File(out)).toBe(await sha256File(file))
     expect(peak).toBeGreaterThan(0)

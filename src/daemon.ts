@@ -8,8 +8,10 @@ import { silentLogger } from './log.ts'
 import { createNode } from './node/index.ts'
 import { checkMultiaddr, initRepo, openRepo, parseHostPort, repoExists } from './repo/index.ts'
 import { createStore } from './store/index.ts'
+import { medianOf } from './routing/index.ts'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { VERSION } from './version.ts'
-import type { ApiBackend, ApiServer, IdInfo, PeerInfo, StatusInfo } from './api/index.ts'
+import type { ApiBackend, ApiServer, IdInfo, PeerInfo, RttReport, StatusInfo } from './api/index.ts'
 import type { Logger } from './log.ts'
 import type { LeptonNode } from './node/index.ts'
 import type { RepoLock } from './repo/index.ts'
@@ -134,9 +136,29 @@ export class Daemon implements ApiBackend {
       } catch {}
       if (addresses.length === 0) addresses = this.node.getConnections(peer).map(c => c.remoteAddr.toString())
       const rttMs = this.node.services.rtt.rttMs(peer)
-      out.push({ peerId: id, addresses, rttMs: rttMs === undefined ? null : Math.round(rttMs * 1000) / 1000 })
+      out.push({ peerId: id, addresses, rttMs: rttMs === undefined ? null : round3(rttMs) })
     }
     return out.sort((a, b) => a.peerId.localeCompare(b.peerId))
+  }
+
+  async rtt (peerId: string, count: number): Promise<RttReport> {
+    let peer
+    try {
+      peer = peerIdFromString(peerId)
+    } catch {
+      throw new LeptonError(`"${peerId}" is not a valid peer id (expected e.g. 12D3KooW...)`)
+    }
+    const samplesMs: number[] = []
+    for (let i = 0; i < Math.min(count, 100); i++) samplesMs.push(round3(await this.node.services.rtt.measure(peer)))
+    const stats = this.node.services.rtt.stats(peer)
+    return {
+      peerId,
+      samplesMs,
+      medianMs: round3(medianOf(samplesMs)),
+      filteredRttMs: stats == null ? null : round3(stats.rttMs),
+      jitterMs: stats == null ? null : round3(stats.jitterMs),
+      lossRate: stats == null ? null : Math.round(stats.lossRate * 1000) / 1000
+    }
   }
 
   status (): StatusInfo {
@@ -175,4 +197,9 @@ function listenError (err: Error, listen: string[]): Error {
     return new LeptonError(`cannot listen on ${listen.join(', ')} (${err.message})`)
   }
   return err
+}
+
+/** Milliseconds to the microsecond, for display. */
+function round3 (ms: number): number {
+  return Math.round(ms * 1000) / 1000
 }

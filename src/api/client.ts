@@ -2,7 +2,7 @@ import { RepoNotFoundError, readApiToken, readLock, resolveRepoPath } from '../r
 import { API_PREFIX, CLIENT_TIMEOUT_MS } from './constants.ts'
 import { DaemonNotRunningError, RemoteError } from './errors.ts'
 import { resolve as resolvePath } from 'node:path'
-import type { IdInfo, PeerInfo, StatusInfo } from './types.ts'
+import type { IdInfo, PeerInfo, RttReport, StatusInfo } from './types.ts'
 import type { AddResult, GcResult, PinInfo, StatResult } from '../store/index.ts'
 
 export interface ClientOptions {
@@ -59,6 +59,11 @@ export class Client {
 
   async peers (): Promise<PeerInfo[]> {
     return await this.call<PeerInfo[]>('GET', '/peers')
+  }
+
+  /** Measures the RTT to a connected peer now. */
+  async rtt (peerId: string, count = 5): Promise<RttReport> {
+    return await this.call<RttReport>('GET', '/rtt', { query: { peer: peerId, count } })
   }
 
   async status (): Promise<StatusInfo> {

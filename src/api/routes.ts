@@ -40,6 +40,15 @@ export function apiRoutes (backend: ApiBackend): Route[] {
   return [
     { method: 'GET', path: '/id', handler: async () => backend.id() },
     { method: 'GET', path: '/peers', handler: async () => await backend.peers() },
+    {
+      method: 'GET',
+      path: '/rtt',
+      handler: async (ctx) => {
+        const peer = ctx.query.get('peer')
+        if (peer == null || peer === '') throw new BadRequestError('missing "peer"')
+        return await backend.rtt(peer, intParam(ctx, 'count') ?? 5)
+      }
+    },
     { method: 'GET', path: '/status', handler: async () => backend.status() },
     { method: 'POST', path: '/stop', handler: async (ctx) => { await jsonObject(ctx); return { stopping: true } }, after: () => { backend.stop().catch(() => {}) } },
 

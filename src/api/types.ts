@@ -24,10 +24,23 @@ export interface StatusInfo {
   api: string
 }
 
+export interface RttReport {
+  peerId: string
+  /** Probes sent just now, in ms, in order. */
+  samplesMs: number[]
+  medianMs: number
+  /** The monitor's filtered estimate (median window + EWMA), including the new samples. */
+  filteredRttMs: number | null
+  jitterMs: number | null
+  lossRate: number | null
+}
+
 /** What the daemon implements for the API server. */
 export interface ApiBackend {
   id(): IdInfo
   peers(): Promise<PeerInfo[]>
+  /** Measures the RTT to a connected peer now (`count` probes). */
+  rtt(peerId: string, count: number): Promise<RttReport>
   status(): StatusInfo
   /** Shuts down cleanly. */
   stop(): Promise<void>

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { LocalMesh, cliJson, runCli, startDaemon } from '../../scripts/local-mesh.ts'
 import { Client } from '../../src/api/index.ts'
-import type { IdInfo, PeerInfo, StatusInfo } from '../../src/api/index.ts'
+import type { IdInfo, PeerInfo, RttReport, StatusInfo } from '../../src/api/index.ts'
 import type { DaemonProcess } from '../../scripts/local-mesh.ts'
 
 interface ApiErrorBody { error: { name: string, message: string } }
@@ -48,6 +48,21 @@ describe('a mesh of six daemons', () => {
       expect(p.addresses.length).toBeGreaterThan(0)
       expect(p.addresses[0]).toMatch(new RegExp(`^/ip4/127\\.0\\.0\\.1/tcp/\\d+/p2p/${p.peerId}$`))
     }
+  })
+
+  it('lepton rtt measures a peer now; a bad peer id or an unconnected peer is a clear error', async () => {
+    const [a, b] = mesh.daemons as [DaemonProcess, DaemonProcess]
+    const report = await cliJson<RttReport>(['rtt', b.peerId, '--count', '3', '--repo', a.repo])
+    expect(report.peerId).toBe(b.peerId)
+    expect(report.samplesMs).toHaveLength(3)
+    for (const ms of report.samplesMs) expect(ms).toBeGreaterThan(0)
+    expect(report.filteredRttMs).toBeGreaterThan(0)
+    let res = await runCli(['rtt', 'nonsense', '--repo', a.repo])
+    expect(res.code).toBe(1)
+    expect(res.stderr).toMatch(/^lepton: "nonsense" is not a valid peer id/)
+    res = await runCli(['rtt', '12D3KooWCdjKpRzcJ1meAiy47iEcjCFZsf5Z7tMEmAuan8uXWWYA', '--repo', a.repo])
+    expect(res.code).toBe(1)
+    expect(res.stderr).toMatch(/^lepton: not connected to 12D3KooWCdjK/)
   })
 
   it('lepton id and status describe the daemon', async () => {

@@ -68,3 +68,6 @@ export interface PeerConnectorComponents {
 export function peerConnector (init: PeerConnectorInit = {}): (components: PeerConnectorComponents) => PeerConnector {
   return (components) => new DefaultPeerConnector(components, init)
 }
+
+export { bestPath, selectRoute, selectRoutes, linkTable, NoRouteError, DEFAULT_PATH_SELECTION } from './path-selection.ts'
+export type { Link, LinkTable, Route, PathSelectionConfig } from './path-selection.ts'

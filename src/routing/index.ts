@@ -71,3 +71,5 @@ export function peerConnector (init: PeerConnectorInit = {}): (components: PeerC
 
 export { bestPath, selectRoute, selectRoutes, linkTable, NoRouteError, DEFAULT_PATH_SELECTION } from './path-selection.ts'
 export type { Link, LinkTable, Route, PathSelectionConfig } from './path-selection.ts'
+export { VivaldiClient, newCoordinate, distanceMs, InvalidCoordinateError, DEFAULT_VIVALDI_CONFIG } from './vivaldi.ts'
+export type { Coordinate, VivaldiConfig } from './vivaldi.ts'

@@ -8,10 +8,10 @@ import { silentLogger } from './log.ts'
 import { createNode } from './node/index.ts'
 import { checkMultiaddr, initRepo, openRepo, parseHostPort, repoExists } from './repo/index.ts'
 import { createStore } from './store/index.ts'
-import { medianOf } from './routing/index.ts'
+import { Router, medianOf } from './routing/index.ts'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { VERSION } from './version.ts'
-import type { ApiBackend, ApiServer, IdInfo, PeerInfo, RttReport, StatusInfo } from './api/index.ts'
+import type { ApiBackend, ApiServer, IdInfo, PeerInfo, RouteInfo, RttReport, StatusInfo } from './api/index.ts'
 import type { Logger } from './log.ts'
 import type { LeptonNode } from './node/index.ts'
 import type { RepoLock } from './repo/index.ts'
@@ -37,6 +37,7 @@ export interface DaemonInit {
 export class Daemon implements ApiBackend {
   readonly node: LeptonNode
   readonly store: Store
+  readonly router: Router
   readonly repo: string
   private api?: ApiServer
   private readonly lock: RepoLock
@@ -48,9 +49,10 @@ export class Daemon implements ApiBackend {
   readonly stopped: Promise<void>
   private resolveStopped!: () => void
 
-  private constructor (parts: { node: LeptonNode, store: Store, repo: string, lock: RepoLock, closeDatastore: () => Promise<void>, log: Logger }) {
+  private constructor (parts: { node: LeptonNode, store: Store, router: Router, repo: string, lock: RepoLock, closeDatastore: () => Promise<void>, log: Logger }) {
     this.node = parts.node
     this.store = parts.store
+    this.router = parts.router
     this.repo = parts.repo
     this.lock = parts.lock
     this.closeDatastore = parts.closeDatastore
@@ -96,7 +98,10 @@ export class Daemon implements ApiBackend {
       const store = createStore({ node, repoPath: init.repo, log: log.child('store') })
       await store.start()
       cleanups.push(async () => { await store.stop() })
-      const daemon = new Daemon({ node, store, repo: init.repo, lock, closeDatastore: async () => { await datastore.close() }, log })
+      const router = new Router(node, { log: log.child('routing') })
+      router.start()
+      cleanups.push(async () => { router.stop() })
+      const daemon = new Daemon({ node, store, router, repo: init.repo, lock, closeDatastore: async () => { await datastore.close() }, log })
       const apiAddr = parseHostPort(init.api ?? repo.config.api)
       daemon.api = await startApiServer({ host: apiAddr.host, port: apiAddr.port, token: repo.apiToken, routes: apiRoutes(daemon), log: log.child('api') })
       await lock.update({ peerId: node.peerId.toString(), api: daemon.api.address })
@@ -141,6 +146,16 @@ export class Daemon implements ApiBackend {
     return out.sort((a, b) => a.peerId.localeCompare(b.peerId))
   }
 
+  routes (): RouteInfo[] {
+    return this.router.routes().map(r => ({
+      peerId: r.destination,
+      directRttMs: r.directRttMs == null ? null : round3(r.directRttMs),
+      path: r.path,
+      rttMs: round3(r.rttMs),
+      improvement: Math.round(r.improvement * 1000) / 1000
+    }))
+  }
+
   async rtt (peerId: string, count: number): Promise<RttReport> {
     let peer
     try {
@@ -178,6 +193,7 @@ export class Daemon implements ApiBackend {
     this.stopping ??= (async () => {
       this.log.info('stopping')
       await this.api?.close().catch(() => {})
+      this.router.stop()
       await this.store.stop().catch((err: Error) => { this.log.warn('store stop failed', { err }) })
       await Promise.resolve(this.node.stop()).catch((err: Error) => { this.log.warn('libp2p stop failed', { err }) })
       await this.closeDatastore().catch(() => {})

@@ -2,7 +2,7 @@ import { RepoNotFoundError, readApiToken, readLock, resolveRepoPath } from '../r
 import { API_PREFIX, CLIENT_TIMEOUT_MS } from './constants.ts'
 import { DaemonNotRunningError, RemoteError } from './errors.ts'
 import { resolve as resolvePath } from 'node:path'
-import type { IdInfo, PeerInfo, RttReport, StatusInfo } from './types.ts'
+import type { IdInfo, PeerInfo, RouteInfo, RttReport, StatusInfo } from './types.ts'
 import type { AddResult, GcResult, PinInfo, StatResult } from '../store/index.ts'
 
 export interface ClientOptions {
@@ -59,6 +59,11 @@ export class Client {
 
   async peers (): Promise<PeerInfo[]> {
     return await this.call<PeerInfo[]>('GET', '/peers')
+  }
+
+  /** Our route to every reachable peer: direct or through detours, with E. */
+  async routes (): Promise<RouteInfo[]> {
+    return await this.call<RouteInfo[]>('GET', '/routes')
   }
 
   /** Measures the RTT to a connected peer now. */

@@ -40,6 +40,7 @@ export function apiRoutes (backend: ApiBackend): Route[] {
   return [
     { method: 'GET', path: '/id', handler: async () => backend.id() },
     { method: 'GET', path: '/peers', handler: async () => await backend.peers() },
+    { method: 'GET', path: '/routes', handler: async () => backend.routes() },
     {
       method: 'GET',
       path: '/rtt',

@@ -35,10 +35,25 @@ export interface RttReport {
   lossRate: number | null
 }
 
+/** One destination in `lepton routes`. */
+export interface RouteInfo {
+  peerId: string
+  /** Measured (or, failing that, estimated) RTT of the direct link; null if unknown. */
+  directRttMs: number | null
+  /** Peers from the next hop to the destination: direct is [peerId]. */
+  path: string[]
+  /** RTT of the chosen path. */
+  rttMs: number
+  /** The seed's metric E = (T0 - T) / T0, T0 the direct RTT, T the chosen path's. */
+  improvement: number
+}
+
 /** What the daemon implements for the API server. */
 export interface ApiBackend {
   id(): IdInfo
   peers(): Promise<PeerInfo[]>
+  /** The route to every reachable peer, chosen from measured RTTs and coordinates. */
+  routes(): RouteInfo[]
   /** Measures the RTT to a connected peer now (`count` probes). */
   rtt(peerId: string, count: number): Promise<RttReport>
   status(): StatusInfo

@@ -15,13 +15,14 @@ import { init } from './init.ts'
 import { peers } from './peers.ts'
 import { pin } from './pin.ts'
 import { providers } from './providers.ts'
+import { routes } from './routes.ts'
 import { rtt } from './rtt.ts'
 import { stat } from './stat.ts'
 import { status } from './status.ts'
 import { stop } from './stop.ts'
 import type { Command } from './command.ts'
 
-const COMMANDS: Command[] = [init, daemon, id, peers, rtt, status, stop, add, cat, get, stat, providers, pin, gc]
+const COMMANDS: Command[] = [init, daemon, id, peers, rtt, routes, status, stop, add, cat, get, stat, providers, pin, gc]
 
 function usage (): string {
   const width = Math.max(...COMMANDS.map(c => c.name.length))

@@ -38,3 +38,24 @@ export const PEER_BACKOFF_MAX_MS = 5 * 60_000
 
 /** Least time between two DHT random walks while short of connections. */
 export const RANDOM_WALK_INTERVAL_MS = 15_000
+
+/** Gossip topic of coordinates and link tables. */
+export const ROUTING_TOPIC = `${PROTOCOL_PREFIX}/routing/1.0.0`
+
+/** How often a peer gossips its coordinate and measured links. */
+export const ROUTING_GOSSIP_INTERVAL_MS = 5000
+
+/** How often RTT samples feed the Vivaldi coordinate. */
+export const VIVALDI_UPDATE_INTERVAL_MS = 1000
+
+/** A gossiped entry older than this is forgotten. */
+export const ROUTING_STALE_MS = 60_000
+
+/** Announcements larger than this are rejected before decoding. */
+export const ROUTING_MAX_MESSAGE_BYTES = 8192
+
+/** Measured links one announcement may carry. */
+export const ROUTING_MAX_LINKS = 64
+
+/** An announcement stamped further than this from our clock is ignored (replays, broken clocks). */
+export const ROUTING_MAX_CLOCK_SKEW_MS = 5 * 60_000

@@ -28,6 +28,11 @@ export interface RttMonitorInit {
   intervalMs?: number
   /** Milliseconds after which a probe counts as lost. @default 5000 */
   timeoutMs?: number
+  /**
+   * Test hook: hold each echo to `peer` this many ms, emulating a slower link
+   * (the kernel here has no netem). Production leaves it unset.
+   */
+  echoDelayMs?(peer: PeerId): number
 }
 
 export interface RttMonitorComponents {
@@ -73,3 +78,6 @@ export { bestPath, selectRoute, selectRoutes, linkTable, NoRouteError, DEFAULT_P
 export type { Link, LinkTable, Route, PathSelectionConfig } from './path-selection.ts'
 export { VivaldiClient, newCoordinate, distanceMs, InvalidCoordinateError, DEFAULT_VIVALDI_CONFIG } from './vivaldi.ts'
 export type { Coordinate, VivaldiConfig } from './vivaldi.ts'
+export { Router } from './router.ts'
+export type { RouterInit } from './router.ts'
+export { ROUTING_TOPIC } from './constants.ts'

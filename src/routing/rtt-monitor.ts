@@ -33,6 +33,7 @@ export class DefaultRttMonitor implements RttMonitor, Startable {
   private readonly components: RttMonitorComponents
   private readonly intervalMs: number
   private readonly timeoutMs: number
+  private readonly echoDelayMs?: (peer: PeerId) => number
   private readonly log: Logger
   private readonly probers = new Map<string, Prober>()
   private readonly estimators = new Map<string, RttEstimator>()
@@ -43,6 +44,7 @@ export class DefaultRttMonitor implements RttMonitor, Startable {
     this.components = components
     this.intervalMs = init.intervalMs ?? RTT_INTERVAL_MS
     this.timeoutMs = init.timeoutMs ?? RTT_TIMEOUT_MS
+    this.echoDelayMs = init.echoDelayMs
     this.log = components.logger.forComponent('lepton:routing:rtt')
     this.onConnect = this.onConnect.bind(this)
     this.onDisconnect = this.onDisconnect.bind(this)
@@ -215,6 +217,12 @@ export class DefaultRttMonitor implements RttMonitor, Startable {
         this.log('peer %p flooded the echo stream; closing it', connection.remotePeer)
         stream.abort(new Error('echo rate exceeded'))
         return
+      }
+      const delayMs = this.echoDelayMs?.(connection.remotePeer) ?? 0
+      if (delayMs > 0) {
+        // held off the loop so later probes are not queued behind this one
+        setTimeout(() => { if (stream.status === 'open') stream.send(chunk) }, delayMs)
+        continue
       }
       if (!stream.send(chunk)) {
         await new Promise<void>((resolve) => {

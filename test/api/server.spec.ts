@@ -37,6 +37,7 @@ function fakeBackend (): FakeBackend {
     id: () => ID,
     peers: async () => PEERS,
     status: () => STATUS,
+    routes: () => [],
     rtt: async (peerId, count) => ({ peerId, samplesMs: Array.from({ length: count }, () => 0.25), medianMs: 0.25, filteredRttMs: 0.3, jitterMs: 0.01, lossRate: 0 }),
     stop: vi.fn(async () => {}),
     // the store routes are not exercised except for body parsing, which fails before the store is reached

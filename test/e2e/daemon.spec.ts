@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { LocalMesh, cliJson, runCli, startDaemon } from '../../scripts/local-mesh.ts'
 import { Client } from '../../src/api/index.ts'
-import type { IdInfo, PeerInfo, RttReport, StatusInfo } from '../../src/api/index.ts'
+import type { IdInfo, PeerInfo, RouteInfo, RttReport, StatusInfo } from '../../src/api/index.ts'
 import type { DaemonProcess } from '../../scripts/local-mesh.ts'
 
 interface ApiErrorBody { error: { name: string, message: string } }
@@ -63,6 +63,17 @@ describe('a mesh of six daemons', () => {
     res = await runCli(['rtt', '12D3KooWCdjKpRzcJ1meAiy47iEcjCFZsf5Z7tMEmAuan8uXWWYA', '--repo', a.repo])
     expect(res.code).toBe(1)
     expect(res.stderr).toMatch(/^lepton: not connected to 12D3KooWCdjK/)
+  })
+
+  it('lepton routes --json shows every peer with a path and an RTT', async () => {
+    const d = mesh.daemons[4] as DaemonProcess
+    const others = mesh.daemons.filter(x => x !== d).map(x => x.peerId).sort()
+    await expect.poll(async () => (await cliJson<RouteInfo[]>(['routes', '--repo', d.repo])).map(r => r.peerId).sort(), { timeout: 15_000, interval: 500 }).toEqual(others)
+    for (const r of await cliJson<RouteInfo[]>(['routes', '--repo', d.repo])) {
+      expect(r.path.length).toBeGreaterThanOrEqual(1)
+      expect(r.path.at(-1)).toBe(r.peerId)
+      expect(r.rttMs).toBeGreaterThan(0)
+    }
   })
 
   it('lepton id and status describe the daemon', async () => {

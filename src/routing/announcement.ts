@@ -1,0 +1,65 @@
+/** The routing gossip message: a peer's Vivaldi coordinate and its measured links. */
+import { peerIdFromMultihash } from '@libp2p/peer-id'
+import * as Digest from 'multiformats/hashes/digest'
+import { defineMessage, ProtocolViolationError } from '../wire/index.ts'
+import { ROUTING_MAX_LINKS, ROUTING_MAX_MESSAGE_BYTES } from './constants.ts'
+import type { Coordinate } from './vivaldi.ts'
+import type { PeerId } from '@libp2p/interface'
+
+interface AnnouncementWire {
+  vec: number[]
+  height: number
+  error: number
+  adjustment: number
+  linkPeers: Uint8Array[]
+  linkRttUs: number[]
+  timestampMs: number
+}
+
+const codec = defineMessage<AnnouncementWire>({
+  vec: { no: 1, type: 'double', repeated: true, maxItems: 16 },
+  height: { no: 2, type: 'double' },
+  error: { no: 3, type: 'double' },
+  adjustment: { no: 4, type: 'double' },
+  linkPeers: { no: 5, type: 'bytes', repeated: true, maxItems: ROUTING_MAX_LINKS },
+  linkRttUs: { no: 6, type: 'uint32', repeated: true, maxItems: ROUTING_MAX_LINKS },
+  timestampMs: { no: 7, type: 'uint64' }
+})
+
+export interface Announcement {
+  coordinate: Coordinate
+  /** Measured RTTs from the announcing peer, in ms. */
+  links: Array<{ peerId: string, rttMs: number }>
+  timestampMs: number
+}
+
+export function encodeAnnouncement (a: Announcement, peerIdOf: (id: string) => PeerId): Uint8Array {
+  const links = a.links.slice(0, ROUTING_MAX_LINKS)
+  return codec.encode({
+    ...a.coordinate,
+    linkPeers: links.map(l => peerIdOf(l.peerId).toMultihash().bytes),
+    linkRttUs: links.map(l => Math.min(0xffffffff, Math.max(1, Math.round(l.rttMs * 1000)))),
+    timestampMs: a.timestampMs
+  })
+}
+
+/** Decodes and checks an announcement; throws ProtocolViolationError on anything malformed. */
+export function decodeAnnouncement (data: Uint8Array, dimensionality: number): Announcement {
+  if (data.byteLength > ROUTING_MAX_MESSAGE_BYTES) throw new ProtocolViolationError(`routing announcement of ${data.byteLength} bytes exceeds ${ROUTING_MAX_MESSAGE_BYTES}`)
+  const w = codec.decode(data)
+  const finite = (n: number): boolean => Number.isFinite(n)
+  if (w.vec.length !== dimensionality || !w.vec.every(finite) || !finite(w.height) || w.height < 0 || !finite(w.error) || w.error < 0 || !finite(w.adjustment)) {
+    throw new ProtocolViolationError('routing announcement carries an invalid coordinate')
+  }
+  if (w.linkPeers.length !== w.linkRttUs.length) throw new ProtocolViolationError('routing announcement: link peers and RTTs differ in number')
+  const links = w.linkPeers.map((bytes, i) => {
+    let peerId: string
+    try {
+      peerId = peerIdFromMultihash(Digest.decode(bytes)).toString()
+    } catch {
+      throw new ProtocolViolationError('routing announcement carries an invalid peer id')
+    }
+    return { peerId, rttMs: (w.linkRttUs[i] as number) / 1000 }
+  })
+  return { coordinate: { vec: w.vec, height: w.height, error: w.error, adjustment: w.adjustment }, links, timestampMs: w.timestampMs }
+}

@@ -1,0 +1,178 @@
+/**
+ * The route table: feeds RTT samples into our Vivaldi coordinate, gossips the
+ * coordinate and our measured links (batched, every few seconds), keeps what
+ * others gossip for a minute, and chooses a path per destination with the pure
+ * path selector (measured links first, Vivaldi estimates where nothing is
+ * measured). Forwarding along those paths is not built yet.
+ */
+import { peerIdFromString } from '@libp2p/peer-id'
+import { TopicValidatorResult } from '@libp2p/gossipsub'
+import { silentLogger } from '../log.ts'
+import { decodeAnnouncement, encodeAnnouncement } from './announcement.ts'
+import { ROUTING_GOSSIP_INTERVAL_MS, ROUTING_MAX_CLOCK_SKEW_MS, ROUTING_MAX_LINKS, ROUTING_STALE_MS, ROUTING_TOPIC, VIVALDI_UPDATE_INTERVAL_MS } from './constants.ts'
+import { linkTable, selectRoutes } from './path-selection.ts'
+import { DEFAULT_VIVALDI_CONFIG, VivaldiClient, distanceMs } from './vivaldi.ts'
+import type { Announcement } from './announcement.ts'
+import type { Link, PathSelectionConfig, Route } from './path-selection.ts'
+import type { Coordinate } from './vivaldi.ts'
+import type { Logger } from '../log.ts'
+import type { LeptonNode } from '../node/index.ts'
+import type { Message } from '@libp2p/gossipsub'
+
+export interface RouterInit {
+  /** Milliseconds between gossip announcements. @default 5000 */
+  gossipIntervalMs?: number
+  /** Milliseconds between Vivaldi updates from RTT samples. @default 1000 */
+  updateIntervalMs?: number
+  pathSelection?: Partial<PathSelectionConfig>
+  log?: Logger
+  now?(): number
+}
+
+interface Heard {
+  announcement: Announcement
+  receivedAtMs: number
+}
+
+export class Router {
+  private readonly node: LeptonNode
+  private readonly vivaldi = new VivaldiClient()
+  private readonly heard = new Map<string, Heard>()
+  private current = new Map<string, Route>()
+  private readonly init: RouterInit
+  private readonly log: Logger
+  private readonly now: () => number
+  private timers: Array<ReturnType<typeof setInterval>> = []
+
+  constructor (node: LeptonNode, init: RouterInit = {}) {
+    this.node = node
+    this.init = init
+    this.log = init.log ?? silentLogger
+    this.now = init.now ?? Date.now
+    this.onMessage = this.onMessage.bind(this)
+  }
+
+  start (): void {
+    const pubsub = this.node.services.pubsub
+    pubsub.topicValidators.set(ROUTING_TOPIC, (_peer, msg) => this.validate(msg))
+    pubsub.subscribe(ROUTING_TOPIC)
+    pubsub.addEventListener('message', this.onMessage)
+    this.timers.push(setInterval(() => { this.feedVivaldi() }, this.init.updateIntervalMs ?? VIVALDI_UPDATE_INTERVAL_MS))
+    this.timers.push(setInterval(() => { this.announce() }, this.init.gossipIntervalMs ?? ROUTING_GOSSIP_INTERVAL_MS))
+    for (const t of this.timers) t.unref()
+  }
+
+  stop (): void {
+    for (const t of this.timers) clearInterval(t)
+    this.timers = []
+    const pubsub = this.node.services.pubsub
+    pubsub.removeEventListener('message', this.onMessage)
+    pubsub.topicValidators.delete(ROUTING_TOPIC)
+    try {
+      pubsub.unsubscribe(ROUTING_TOPIC)
+    } catch {}
+  }
+
+  coordinate (): Coordinate {
+    return this.vivaldi.coordinate()
+  }
+
+  /** Gossip validation: size, schema, ranges and freshness before anyone sees it. */
+  private validate (msg: Message): TopicValidatorResult {
+    if (msg.type !== 'signed') return TopicValidatorResult.Reject
+    let a: Announcement
+    try {
+      a = decodeAnnouncement(msg.data, DEFAULT_VIVALDI_CONFIG.dimensionality)
+    } catch {
+      return TopicValidatorResult.Reject
+    }
+    if (Math.abs(a.timestampMs - this.now()) > ROUTING_MAX_CLOCK_SKEW_MS) return TopicValidatorResult.Ignore
+    const previous = this.heard.get(msg.from.toString())
+    if (previous != null && previous.announcement.timestampMs >= a.timestampMs) return TopicValidatorResult.Ignore // replay or reorder
+    return TopicValidatorResult.Accept
+  }
+
+  private onMessage (evt: CustomEvent<Message>): void {
+    const msg = evt.detail
+    if (msg.topic !== ROUTING_TOPIC || msg.type !== 'signed') return
+    try {
+      const announcement = decodeAnnouncement(msg.data, DEFAULT_VIVALDI_CONFIG.dimensionality)
+      this.heard.set(msg.from.toString(), { announcement, receivedAtMs: this.now() })
+    } catch {}
+  }
+
+  private fresh (peerId: string): Announcement | undefined {
+    const h = this.heard.get(peerId)
+    if (h == null) return undefined
+    if (this.now() - h.receivedAtMs > ROUTING_STALE_MS) {
+      this.heard.delete(peerId)
+      return undefined
+    }
+    return h.announcement
+  }
+
+  /** One RTT sample per connected peer whose coordinate we know moves our coordinate. */
+  private feedVivaldi (): void {
+    for (const peer of this.node.getPeers()) {
+      const remote = this.fresh(peer.toString())?.coordinate
+      const sample = this.node.services.rtt.stats(peer)?.lastMs
+      if (remote == null || sample == null || sample <= 0) continue
+      try {
+        this.vivaldi.update(peer.toString(), remote, sample)
+      } catch (err) {
+        this.log.debug('vivaldi update rejected', { peer: peer.toString(), err })
+      }
+    }
+  }
+
+  private measuredLinks (): Array<{ peerId: string, rttMs: number }> {
+    const out: Array<{ peerId: string, rttMs: number }> = []
+    for (const peer of this.node.getPeers()) {
+      const rttMs = this.node.services.rtt.rttMs(peer)
+      if (rttMs != null) out.push({ peerId: peer.toString(), rttMs })
+    }
+    return out.sort((a, b) => a.rttMs - b.rttMs).slice(0, ROUTING_MAX_LINKS)
+  }
+
+  private announce (): void {
+    const data = encodeAnnouncement({ coordinate: this.vivaldi.coordinate(), links: this.measuredLinks(), timestampMs: this.now() }, peerIdFromString)
+    this.node.services.pubsub.publish(ROUTING_TOPIC, data).catch((err: Error) => {
+      // before the topic mesh forms there is nobody to publish to: not worth a log line
+      if (err.name !== 'PublishError' && !err.message.includes('NoPeersSubscribedToTopic')) this.log.debug('routing gossip failed', { err })
+    })
+  }
+
+  /** Our route to every peer we can reach, chosen now (sticky against the previous choice). */
+  routes (): Route[] {
+    const self = this.node.peerId.toString()
+    const connected = this.node.getPeers().map(p => p.toString())
+    const links: Link[] = []
+    const measured = new Set<string>()
+    const key = (a: string, b: string): string => a < b ? `${a}|${b}` : `${b}|${a}`
+    const add = (from: string, to: string, rttMs: number, isMeasured: boolean): void => {
+      links.push({ from, to, rttMs, measured: isMeasured })
+      if (isMeasured) measured.add(key(from, to))
+    }
+    for (const l of this.measuredLinks()) add(self, l.peerId, l.rttMs, true)
+    const coordinates = new Map<string, Coordinate>([[self, this.vivaldi.coordinate()]])
+    for (const peerId of [...this.heard.keys()]) {
+      const a = this.fresh(peerId)
+      if (a == null) continue
+      coordinates.set(peerId, a.coordinate)
+      for (const l of a.links) if (l.peerId !== self || !measured.has(key(peerId, self))) add(peerId, l.peerId, l.rttMs, true)
+    }
+    // estimates only where nothing is measured
+    const known = [...coordinates.keys()]
+    for (let i = 0; i < known.length; i++) {
+      for (let j = i + 1; j < known.length; j++) {
+        const a = known[i] as string
+        const b = known[j] as string
+        if (measured.has(key(a, b))) continue
+        add(a, b, distanceMs(coordinates.get(a) as Coordinate, coordinates.get(b) as Coordinate), false)
+      }
+    }
+    const destinations = [...new Set([...connected, ...known.filter(p => p !== self)])]
+    this.current = selectRoutes(self, destinations, connected, linkTable(links), this.current, this.init.pathSelection)
+    return [...this.current.values()].sort((a, b) => a.destination.localeCompare(b.destination))
+  }
+}

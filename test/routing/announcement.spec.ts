@@ -1,0 +1,49 @@
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { describe, expect, it } from 'vitest'
+import { decodeAnnouncement, encodeAnnouncement } from '../../src/routing/announcement.ts'
+import { ROUTING_MAX_LINKS, ROUTING_MAX_MESSAGE_BYTES } from '../../src/routing/constants.ts'
+import { defineMessage } from '../../src/wire/index.ts'
+
+const DIMS = 8
+const coordinate = { vec: [1, 2, 3, 4, 5, 6, 7, 8.5], height: 0.2, error: 0.4, adjustment: -0.1 }
+
+async function peers (n: number): Promise<string[]> {
+  return await Promise.all(Array.from({ length: n }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()))
+}
+
+describe('routing announcement', () => {
+  it('round-trips a coordinate and its links (RTTs to the microsecond)', async () => {
+    const [p1, p2] = await peers(2) as [string, string]
+    const bytes = encodeAnnouncement({ coordinate, links: [{ peerId: p1, rttMs: 0.2504 }, { peerId: p2, rttMs: 180.0001 }], timestampMs: 1_700_000_000_000 }, peerIdFromString)
+    const a = decodeAnnouncement(bytes, DIMS)
+    expect(a.coordinate).toEqual(coordinate)
+    expect(a.links).toEqual([{ peerId: p1, rttMs: 0.25 }, { peerId: p2, rttMs: 180 }])
+    expect(a.timestampMs).toBe(1_700_000_000_000)
+  })
+
+  it('keeps at most the link limit', async () => {
+    const ids = await peers(ROUTING_MAX_LINKS + 5)
+    const bytes = encodeAnnouncement({ coordinate, links: ids.map(peerId => ({ peerId, rttMs: 1 })), timestampMs: 1 }, peerIdFromString)
+    expect(bytes.byteLength).toBeLessThanOrEqual(ROUTING_MAX_MESSAGE_BYTES)
+    expect(decodeAnnouncement(bytes, DIMS).links).toHaveLength(ROUTING_MAX_LINKS)
+  })
+
+  it('rejects oversized, malformed, wrong-dimension and inconsistent announcements', async () => {
+    const reject = (bytes: Uint8Array): void => { expect(() => decodeAnnouncement(bytes, DIMS)).toThrow(expect.objectContaining({ name: expect.stringMatching(/ProtocolViolationError|FrameTooLargeError/) })) }
+    reject(new Uint8Array(ROUTING_MAX_MESSAGE_BYTES + 1))
+    reject(Uint8Array.from([0xff, 0xff, 0xff]))
+    reject(encodeAnnouncement({ coordinate: { ...coordinate, vec: [1, 2] }, links: [], timestampMs: 1 }, peerIdFromString))
+    reject(encodeAnnouncement({ coordinate: { ...coordinate, height: Number.NaN }, links: [], timestampMs: 1 }, peerIdFromString))
+    // the same field numbers written by hand: two peers, one RTT; then a peer id that is not one
+    const raw = defineMessage<{ vec: number[], linkPeers: Uint8Array[], linkRttUs: number[] }>({
+      vec: { no: 1, type: 'double', repeated: true },
+      linkPeers: { no: 5, type: 'bytes', repeated: true },
+      linkRttUs: { no: 6, type: 'uint32', repeated: true }
+    })
+    const [p1] = await peers(1) as [string]
+    const id = peerIdFromString(p1).toMultihash().bytes
+    reject(raw.encode({ vec: coordinate.vec, linkPeers: [id, id], linkRttUs: [5] }))
+    reject(raw.encode({ vec: coordinate.vec, linkPeers: [Uint8Array.from([1, 2, 3])], linkRttUs: [5] }))
+  })
+})

@@ -18,7 +18,7 @@ import type { PeerConnector, PeerConnectorInit, RttMonitor, RttMonitorInit } fro
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { KadDHT } from '@libp2p/kad-dht'
-import type { Libp2p, PeerDiscovery, PrivateKey } from '@libp2p/interface'
+import type { Libp2p, PeerDiscovery, PeerId, PrivateKey } from '@libp2p/interface'
 import type { Ping } from '@libp2p/ping'
 import type { Datastore } from 'interface-datastore'
 
@@ -54,10 +54,13 @@ export interface NodeInit {
 
 export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
   const bans = new PeerBans()
+  // the connector prunes by RTT, which the rtt service (built alongside it) measures;
+  // it only asks once the node is running
+  const rttMs = (peer: PeerId): number | undefined => node.services.rtt.rttMs(peer)
   const peerDiscovery: Array<(components: any) => PeerDiscovery> = []
   // loaded only when asked for: it is big, and most meshes do not use it
   if (init.mdns === true) peerDiscovery.push((await import('@libp2p/mdns')).mdns())
-  return await createLibp2p({
+  const node: LeptonNode = await createLibp2p({
     privateKey: init.privateKey,
     datastore: init.datastore,
     addresses: { listen: init.listen ?? ['/ip4/127.0.0.1/tcp/0'] },
@@ -90,8 +93,9 @@ export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
       }),
       pubsub: gossipsub(),
       rtt: rttMonitor(init.rtt),
-      connector: peerConnector(init.connector),
+      connector: peerConnector({ rttMs, ...init.connector }),
       bans: () => bans
     }
   })
+  return node
 }

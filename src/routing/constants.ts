@@ -59,3 +59,6 @@ export const ROUTING_MAX_LINKS = 64
 
 /** An announcement stamped further than this from our clock is ignored (replays, broken clocks). */
 export const ROUTING_MAX_CLOCK_SKEW_MS = 5 * 60_000
+
+/** A peer pruned for topology is not redialled for this long. */
+export const PRUNED_BACKOFF_MS = 10 * 60_000

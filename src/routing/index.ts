@@ -60,6 +60,17 @@ export interface PeerConnectorInit {
   intervalMs?: number
   /** Where bootstrap progress and failures are reported. */
   log?: Logger
+  /**
+   * Above this many connections, prune down to `targetConnections`, keeping the
+   * nearest by RTT and a few random ones (see topology.ts). @default target + max(2, target / 4)
+   */
+  highWaterConnections?: number
+  /** Lowest-RTT peers never pruned. @default 8 */
+  keepNearest?: number
+  /** Other peers kept at random when pruning. @default 4 */
+  keepRandom?: number
+  /** Filtered RTT of a peer (the RTT monitor's), used to choose what to prune. */
+  rttMs?(peer: PeerId): number | undefined
 }
 
 export interface PeerConnectorComponents {
@@ -81,3 +92,5 @@ export type { Coordinate, VivaldiConfig } from './vivaldi.ts'
 export { Router } from './router.ts'
 export type { RouterInit } from './router.ts'
 export { ROUTING_TOPIC } from './constants.ts'
+export { planPrune, DEFAULT_NEAREST, DEFAULT_RANDOM } from './topology.ts'
+export type { ConnectedPeer, PrunePlan, TopologyConfig } from './topology.ts'

@@ -4,8 +4,9 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { silentLogger } from '../log.ts'
 import {
   BOOTSTRAP_BACKOFF_MAX_MS, BOOTSTRAP_BACKOFF_MIN_MS, CONNECTOR_INTERVAL_MS, CONNECTOR_PARALLEL_DIALS,
-  DIAL_TIMEOUT_MS, PEER_BACKOFF_MAX_MS, PEER_BACKOFF_MIN_MS, RANDOM_WALK_INTERVAL_MS
+  DIAL_TIMEOUT_MS, PEER_BACKOFF_MAX_MS, PEER_BACKOFF_MIN_MS, PRUNED_BACKOFF_MS, RANDOM_WALK_INTERVAL_MS
 } from './constants.ts'
+import { DEFAULT_NEAREST, DEFAULT_RANDOM, planPrune } from './topology.ts'
 import type { PeerConnector, PeerConnectorComponents, PeerConnectorInit } from './index.ts'
 import type { Logger } from '../log.ts'
 import type { PeerId, Startable } from '@libp2p/interface'
@@ -24,6 +25,10 @@ export class DefaultPeerConnector implements PeerConnector, Startable {
   private readonly components: PeerConnectorComponents
   private readonly bootstrap: Multiaddr[]
   private readonly target: number
+  private readonly highWater: number
+  private readonly keepNearest: number
+  private readonly keepRandom: number
+  private readonly rttMs: (peer: PeerId) => number | undefined
   private readonly intervalMs: number
   private readonly log: Logger
   private readonly backoff = new Map<string, Backoff>()
@@ -37,6 +42,10 @@ export class DefaultPeerConnector implements PeerConnector, Startable {
     this.components = components
     this.bootstrap = (init.bootstrap ?? []).map(a => multiaddr(a))
     this.target = init.targetConnections ?? 32
+    this.highWater = init.highWaterConnections ?? this.target + Math.max(2, Math.floor(this.target / 4))
+    this.keepNearest = init.keepNearest ?? DEFAULT_NEAREST
+    this.keepRandom = init.keepRandom ?? DEFAULT_RANDOM
+    this.rttMs = init.rttMs ?? (() => undefined)
     this.intervalMs = init.intervalMs ?? CONNECTOR_INTERVAL_MS
     this.log = init.log ?? silentLogger
     this.schedule = this.schedule.bind(this)
@@ -131,7 +140,12 @@ export class DefaultPeerConnector implements PeerConnector, Startable {
   }
 
   private async maintain (): Promise<void> {
-    const connected = new Set(this.connectedPeers().map(p => p.toString()))
+    const peers = this.connectedPeers()
+    if (peers.length > this.highWater) {
+      await this.prune(peers)
+      return
+    }
+    const connected = new Set(peers.map(p => p.toString()))
     if (connected.size >= this.target) return
     const now = Date.now()
     const self = this.components.peerId.toString()
@@ -147,6 +161,21 @@ export class DefaultPeerConnector implements PeerConnector, Startable {
     if (connected.size > 0 && this.connectedPeers().length < this.target && now - this.lastWalk > RANDOM_WALK_INTERVAL_MS) {
       await this.walk(randomBytes(32))
     }
+  }
+
+  /** Over the high-water mark: back down to the target, measured links deciding who goes. */
+  private async prune (peers: PeerId[]): Promise<void> {
+    const byId = new Map(peers.map(p => [p.toString(), p]))
+    const plan = planPrune(peers.map(p => ({ peerId: p.toString(), rttMs: this.rttMs(p) })),
+      { nearest: this.keepNearest, random: this.keepRandom, target: this.target }, Math.random)
+    for (const id of plan.prune) {
+      const peer = byId.get(id)
+      if (peer == null) continue
+      // do not dial it straight back in
+      this.backoff.set(id, { until: Date.now() + PRUNED_BACKOFF_MS, delayMs: PEER_BACKOFF_MIN_MS })
+      await this.components.connectionManager.closeConnections(peer).catch(() => {})
+    }
+    if (plan.prune.length > 0) this.log.debug('pruned connections', { count: plan.prune.length, kept: plan.keep.length })
   }
 
   private async dial (peer: PeerId): Promise<void> {

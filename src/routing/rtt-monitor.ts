@@ -176,7 +176,14 @@ export class DefaultRttMonitor implements RttMonitor, Startable {
     const frame = new Uint8Array(PROBE_BYTES)
     new DataView(frame.buffer).setUint32(0, seq)
     prober.pending.set(seq, { sentAt: performance.now(), resolve })
-    stream.send(frame)
+    try {
+      stream.send(frame)
+    } catch {
+      // closed under us (the peer is leaving): forget the stream, a new one is opened next tick
+      prober.pending.delete(seq)
+      if (prober.stream === stream) prober.stream = undefined
+      return undefined
+    }
     return seq
   }
 
@@ -221,7 +228,11 @@ export class DefaultRttMonitor implements RttMonitor, Startable {
       const delayMs = this.echoDelayMs?.(connection.remotePeer) ?? 0
       if (delayMs > 0) {
         // held off the loop so later probes are not queued behind this one
-        setTimeout(() => { if (stream.status === 'open') stream.send(chunk) }, delayMs)
+        setTimeout(() => {
+          try {
+            stream.send(chunk)
+          } catch {} // the stream closed meanwhile: the probe is simply lost
+        }, delayMs)
         continue
       }
       if (!stream.send(chunk)) {

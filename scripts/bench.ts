@@ -2,7 +2,8 @@
  * `npm run bench [-- SUITE...]`: each figure is printed next to a ceiling
  * measured in the same run on this machine, as a ratio.
  *
- *   store   add vs sha256; two-process fetch vs one raw libp2p stream; 3-provider fetch
+ *   store    add vs sha256; two-process fetch vs one raw libp2p stream; 3-provider fetch
+ *   routing  mean E = (T0 - T) / T0 of chosen routes vs the best <= 2-hop E on the ground truth
  */
 import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
@@ -11,6 +12,9 @@ import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Client } from '../src/api/index.ts'
 import { createNode } from '../src/node/index.ts'
+import { Router } from '../src/routing/index.ts'
+import type { LeptonNode } from '../src/node/index.ts'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import { RAW_PROTOCOL } from './bench/raw-peer.ts'
 import { LocalMesh, watchRss } from './local-mesh.ts'
 
@@ -79,7 +83,89 @@ async function benchStore (): Promise<void> {
   }
 }
 
-const suites: Record<string, () => Promise<void>> = { store: benchStore }
+/**
+ * Route choice on a seeded overlay of in-process nodes: ground-truth RTTs from
+ * points in a plane, with some direct links made 5x slower (a bad peering, as
+ * RON found on the Internet); delays injected into the RTT monitors' echoes.
+ * The seed's metric E = (T0 - T) / T0 is compared with the best E any <= 2-hop
+ * path offers on the ground truth.
+ */
+async function benchRouting (): Promise<void> {
+  const count = Number(process.env.BENCH_ROUTING_PEERS ?? 8)
+  const settleMs = Number(process.env.BENCH_ROUTING_SETTLE_MS ?? 12_000)
+  let seed = 1234
+  const rand = (): number => {
+    seed = (seed * 1103515245 + 12345) % 2147483648
+    return seed / 2147483648
+  }
+  const points = Array.from({ length: count }, () => [rand() * 60, rand() * 60] as const)
+  const truth: number[][] = points.map(a => points.map(b => 2 + Math.hypot(a[0] - b[0], a[1] - b[1])))
+  for (let i = 0; i < count; i++) {
+    for (let j = i + 1; j < count; j++) {
+      if (rand() < 0.25) {
+        const slow = (truth[i]?.[j] ?? 0) * 5
+        ;(truth[i] as number[])[j] = slow
+        ;(truth[j] as number[])[i] = slow
+      }
+    }
+  }
+  console.log(`\nrouting: ${count} in-process nodes, seeded plane, 25% of direct links 5x slower, ${settleMs / 1000} s to settle`)
+  const index = new Map<string, number>()
+  const nodes: LeptonNode[] = []
+  const routers: Router[] = []
+  try {
+    for (let i = 0; i < count; i++) {
+      const node = await createNode({
+        rtt: { intervalMs: 250, echoDelayMs: (peer) => truth[i]?.[index.get(peer.toString()) ?? i] ?? 0 },
+        connector: { intervalMs: 500 }
+      })
+      index.set(node.peerId.toString(), i)
+      nodes.push(node)
+    }
+    for (let i = 1; i < count; i++) {
+      for (let j = 0; j < i; j++) await (nodes[i] as LeptonNode).dial((nodes[j] as LeptonNode).getMultiaddrs()[0] as Multiaddr)
+    }
+    for (const node of nodes) {
+      const router = new Router(node, { gossipIntervalMs: 1000, updateIntervalMs: 250 })
+      router.start()
+      routers.push(router)
+    }
+    await new Promise(resolve => setTimeout(resolve, settleMs))
+    let achieved = 0
+    let best = 0
+    let pairs = 0
+    let detours = 0
+    for (let i = 0; i < count; i++) {
+      for (const r of (routers[i] as Router).routes()) {
+        const j = index.get(r.destination) as number
+        const t0 = truth[i]?.[j] as number
+        // the chosen path priced on the ground truth, not on its own estimate
+        const hops = [i, ...r.path.map(p => index.get(p) as number)]
+        let t = 0
+        for (let h = 1; h < hops.length; h++) t += truth[hops[h - 1] as number]?.[hops[h] as number] as number
+        let optimal = t0
+        for (let a = 0; a < count; a++) {
+          if (a === i || a === j) continue
+          optimal = Math.min(optimal, (truth[i]?.[a] as number) + (truth[a]?.[j] as number))
+          for (let b = 0; b < count; b++) {
+            if (b === i || b === j || b === a) continue
+            optimal = Math.min(optimal, (truth[i]?.[a] as number) + (truth[a]?.[b] as number) + (truth[b]?.[j] as number))
+          }
+        }
+        achieved += (t0 - t) / t0
+        best += (t0 - optimal) / t0
+        pairs++
+        if (r.path.length > 1) detours++
+      }
+    }
+    console.log(`${'mean E over all pairs'.padEnd(34)} ${(achieved / pairs).toFixed(3).padStart(8)}       ${'best <=2-hop E (ground truth)'.padEnd(28)} ${(best / pairs).toFixed(3).padStart(8)}         ratio ${(achieved / Math.max(best, 1e-9)).toFixed(2)}   (${detours}/${pairs} routes take a detour)`)
+  } finally {
+    for (const r of routers) r.stop()
+    await Promise.all(nodes.map(async n => { await n.stop() }))
+  }
+}
+
+const suites: Record<string, () => Promise<void>> = { store: benchStore, routing: benchRouting }
 const wanted = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(suites)
 console.log(`lepton bench ${new Date().toISOString()} node ${process.version}`)
 for (const name of wanted) {

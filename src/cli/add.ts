@@ -17,7 +17,7 @@ async function * counted (source: AsyncIterable<Uint8Array>, onBytes: (n: number
 export const add: Command = {
   name: 'add',
   args: 'PATH|-',
-  summary: 'Add a file, a folder, or stdin (-) to the store. Prints its CID (the same CID IPFS gives with\n--cid-version 1 --raw-leaves --chunker size-262144). Pinned on this peer.',
+  summary: 'Add a file, a folder, or stdin (-) to the store and print its CID.\nThe CID is the one IPFS gives with --cid-version 1 --raw-leaves --chunker size-262144; pinned here.',
   options: {
     ...repoFlag,
     replicas: { type: 'string', valueName: 'N', description: 'copies to keep in the mesh, this one included (default 1)' },

@@ -6,7 +6,7 @@ const short = (id: string): string => `${id.slice(0, 8)}…${id.slice(-6)}`
 
 export const routes: Command = {
   name: 'routes',
-  summary: 'Show the route to every reachable peer: direct or through detours, chosen from measured RTTs\n(Vivaldi estimates where nothing is measured), with the improvement E = (T0 - T) / T0.',
+  summary: 'Show the route to every reachable peer: direct, or through a faster detour.\nChosen from measured RTTs (Vivaldi estimates where nothing is measured); E = (T0 - T) / T0.',
   options: { ...repoFlag, ...jsonFlag },
   async run (parsed) {
     expectPositionals(this, parsed, 0)

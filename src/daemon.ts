@@ -27,6 +27,8 @@ export interface DaemonInit {
   /** HOST:PORT of the control API; the config's when absent. */
   api?: string
   mdns?: boolean
+  /** Relay for mesh members and forward along detours; the config's when absent. */
+  relay?: boolean
   log?: Logger
   /** Milliseconds between RTT probes. @default 1000 */
   rttIntervalMs?: number
@@ -88,6 +90,7 @@ export class Daemon implements ApiBackend {
           listen,
           maxConnections: repo.config.connections.max,
           mdns: init.mdns ?? repo.config.mdns,
+          relay: init.relay ?? repo.config.relay,
           rtt: { intervalMs: init.rttIntervalMs },
           connector: { bootstrap, targetConnections: repo.config.connections.target, intervalMs: init.connectorIntervalMs, log: log.child('connector') }
         })
@@ -95,12 +98,13 @@ export class Daemon implements ApiBackend {
         throw listenError(err as Error, listen)
       }
       cleanups.push(async () => { await node.stop() })
-      const store = createStore({ node, repoPath: init.repo, log: log.child('store') })
-      await store.start()
-      cleanups.push(async () => { await store.stop() })
       const router = new Router(node, { log: log.child('routing') })
       router.start()
       cleanups.push(async () => { router.stop() })
+      // block streams follow the chosen route (detours need relay: true)
+      const store = createStore({ node, repoPath: init.repo, log: log.child('store'), openStream: async (peer, protocol, signal) => await router.openStream(peer, protocol, signal) })
+      await store.start()
+      cleanups.push(async () => { await store.stop() })
       const daemon = new Daemon({ node, store, router, repo: init.repo, lock, closeDatastore: async () => { await datastore.close() }, log })
       const apiAddr = parseHostPort(init.api ?? repo.config.api)
       daemon.api = await startApiServer({ host: apiAddr.host, port: apiAddr.port, token: repo.apiToken, routes: apiRoutes(daemon), log: log.child('api') })

@@ -18,7 +18,8 @@ export const daemon: Command = {
     bootstrap: { type: 'string', multiple: true, valueName: 'MULTIADDR', description: 'peer to join the mesh through, e.g. /ip4/10.0.0.5/tcp/4680/p2p/12D3...' },
     api: { type: 'string', valueName: 'HOST:PORT', description: 'control API address (default from config: 127.0.0.1:4681)' },
     'log-level': { type: 'string', valueName: 'LEVEL', description: `one of ${LOG_LEVELS.join(', ')} (default from config: info)` },
-    mdns: { type: 'boolean', description: 'also find peers on the LAN by multicast DNS' }
+    mdns: { type: 'boolean', description: 'also find peers on the LAN by multicast DNS' },
+    relay: { type: 'boolean', description: 'relay for mesh members and send traffic along faster detours (experimental)' }
   },
   async run (parsed) {
     expectPositionals(this, parsed, 0)
@@ -35,6 +36,7 @@ export const daemon: Command = {
       bootstrap: list(parsed, 'bootstrap'),
       api: str(parsed, 'api'),
       mdns: flag(parsed, 'mdns') ? true : undefined,
+      relay: flag(parsed, 'relay') ? true : undefined,
       log
     })
     const id = d.id()

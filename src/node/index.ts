@@ -12,13 +12,15 @@ import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
 import { peerConnector, rttMonitor } from '../routing/index.ts'
+import { relayConfig } from '../routing/forwarder.ts'
 import { PeerBans } from './bans.ts'
 import { DHT_INITIAL_QUERY_SELF_MS, DHT_PROTOCOL, DHT_QUERY_SELF_MS, LOOPBACK_ALLOW } from './constants.ts'
 import type { PeerConnector, PeerConnectorInit, RttMonitor, RttMonitorInit } from '../routing/index.ts'
+import type { Forwarder } from '../routing/forwarder.ts'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { KadDHT } from '@libp2p/kad-dht'
-import type { Libp2p, PeerDiscovery, PeerId, PrivateKey } from '@libp2p/interface'
+import type { Libp2p, PeerDiscovery, PeerId, PrivateKey, Transport } from '@libp2p/interface'
 import type { Ping } from '@libp2p/ping'
 import type { Datastore } from 'interface-datastore'
 
@@ -34,6 +36,9 @@ export type LeptonServices = {
   rtt: RttMonitor
   connector: PeerConnector
   bans: PeerBans
+  /** Present when the node was built with `relay: true`. */
+  forwarder?: Forwarder
+  relay?: unknown
 }
 
 export type LeptonNode = Libp2p<LeptonServices>
@@ -50,6 +55,15 @@ export interface NodeInit {
   mdns?: boolean
   rtt?: RttMonitorInit
   connector?: PeerConnectorInit
+  /**
+   * Serve as a circuit relay for mesh members and add the forwarder service, so
+   * traffic can follow detours (routing/forwarder.ts). Off by default while
+   * relay v2's reservation bugs are worked around (see docs/ROUTING.md).
+   * @default false
+   */
+  relay?: boolean
+  /** The transport; tests pass a delay-injecting TCP. @default tcp() */
+  transport?: (components: any) => Transport
 }
 
 export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
@@ -60,11 +74,12 @@ export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
   const peerDiscovery: Array<(components: any) => PeerDiscovery> = []
   // loaded only when asked for: it is big, and most meshes do not use it
   if (init.mdns === true) peerDiscovery.push((await import('@libp2p/mdns')).mdns())
+  const relay = init.relay === true ? relayConfig({ maxReservations: init.maxConnections ?? 128 }) : undefined
   const node: LeptonNode = await createLibp2p({
     privateKey: init.privateKey,
     datastore: init.datastore,
     addresses: { listen: init.listen ?? ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
+    transports: [init.transport ?? tcp(), ...(relay?.transports ?? [])],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     peerDiscovery,
@@ -94,8 +109,9 @@ export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
       pubsub: gossipsub(),
       rtt: rttMonitor(init.rtt),
       connector: peerConnector({ rttMs, ...init.connector }),
-      bans: () => bans
+      bans: () => bans,
+      ...(relay?.services ?? {})
     }
-  })
+  }) as LeptonNode
   return node
 }

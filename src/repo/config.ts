@@ -24,6 +24,8 @@ export interface Config {
   logLevel: LogLevel
   /** Find peers on the LAN by multicast DNS as well. */
   mdns: boolean
+  /** Relay for mesh members and send traffic along detours (circuit relay v2). */
+  relay: boolean
 }
 
 export function defaultConfig (): Config {
@@ -34,7 +36,8 @@ export function defaultConfig (): Config {
     api: DEFAULT_API,
     connections: { target: 32, max: 128 },
     logLevel: 'info',
-    mdns: false
+    mdns: false,
+    relay: false
   }
 }
 
@@ -86,6 +89,7 @@ export function parseConfig (text: string, file: string): Config {
   if (typeof config.api !== 'string') bad('api', 'a "HOST:PORT" string')
   if (!LOG_LEVELS.includes(config.logLevel)) bad('logLevel', `one of ${LOG_LEVELS.join(', ')}`)
   if (typeof config.mdns !== 'boolean') bad('mdns', 'true or false')
+  if (typeof config.relay !== 'boolean') bad('relay', 'true or false')
   if (!isPositiveInt(config.connections.target)) bad('connections.target', 'a positive integer')
   if (!isPositiveInt(config.connections.max)) bad('connections.max', 'a positive integer')
   config.listen.forEach(a => checkMultiaddr(a, `listen (in ${file})`))

@@ -3,7 +3,7 @@
  * coordinate and our measured links (batched, every few seconds), keeps what
  * others gossip for a minute, and chooses a path per destination with the pure
  * path selector (measured links first, Vivaldi estimates where nothing is
- * measured). Forwarding along those paths is not built yet.
+ * measured). `routeTo` tells the forwarder which relay to use.
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
@@ -18,6 +18,7 @@ import type { Coordinate } from './vivaldi.ts'
 import type { Logger } from '../log.ts'
 import type { LeptonNode } from '../node/index.ts'
 import type { Message } from '@libp2p/gossipsub'
+import type { PeerId, Stream } from '@libp2p/interface'
 
 export interface RouterInit {
   /** Milliseconds between gossip announcements. @default 5000 */
@@ -57,7 +58,14 @@ export class Router {
     pubsub.topicValidators.set(ROUTING_TOPIC, (_peer, msg) => this.validate(msg))
     pubsub.subscribe(ROUTING_TOPIC)
     pubsub.addEventListener('message', this.onMessage)
-    this.timers.push(setInterval(() => { this.feedVivaldi() }, this.init.updateIntervalMs ?? VIVALDI_UPDATE_INTERVAL_MS))
+    this.timers.push(setInterval(() => {
+      this.feedVivaldi()
+      try {
+        this.routes() // keeps the table fresh for routeTo()
+      } catch (err) {
+        this.log.debug('route computation failed', { err })
+      }
+    }, this.init.updateIntervalMs ?? VIVALDI_UPDATE_INTERVAL_MS))
     this.timers.push(setInterval(() => { this.announce() }, this.init.gossipIntervalMs ?? ROUTING_GOSSIP_INTERVAL_MS))
     for (const t of this.timers) t.unref()
   }
@@ -140,6 +148,31 @@ export class Router {
       // before the topic mesh forms there is nobody to publish to: not worth a log line
       if (err.name !== 'PublishError' && !err.message.includes('NoPeersSubscribedToTopic')) this.log.debug('routing gossip failed', { err })
     })
+  }
+
+  /**
+   * The routing module's one entry point for traffic: a stream to `peer` along
+   * the chosen route. A one-hop detour goes through the forwarder (circuit
+   * relay) when the node has one; anything else, or a relay that fails, goes
+   * direct. Two-hop detours go direct too: relay v2 cannot chain.
+   */
+  async openStream (peer: PeerId, protocol: string, signal?: AbortSignal): Promise<Stream> {
+    const path = this.routeTo(peer.toString())?.path
+    const forwarder = this.node.services.forwarder
+    if (forwarder != null && path?.length === 2) {
+      try {
+        return await forwarder.openStream(peer, protocol, { via: peerIdFromString(path[0] as string), signal })
+      } catch (err) {
+        if (signal?.aborted === true) throw err
+        this.log.debug('detour failed; going direct', { peer: peer.toString(), via: path[0], err })
+      }
+    }
+    return await this.node.dialProtocol(peer, protocol, { signal })
+  }
+
+  /** The route last chosen to `peerId` (refreshed every update interval), if any. */
+  routeTo (peerId: string): Route | undefined {
+    return this.current.get(peerId)
   }
 
   /** Our route to every peer we can reach, chosen now (sticky against the previous choice). */

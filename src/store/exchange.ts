@@ -149,12 +149,14 @@ export interface BlockExchangeInit {
   node: LeptonNode
   source: BlockSource
   log: Logger
+  openStream?(peer: PeerId, protocol: string, signal?: AbortSignal): Promise<Stream>
 }
 
 export class BlockExchange {
   private readonly node: LeptonNode
   private readonly source: BlockSource
   private readonly log: Logger
+  private readonly openStream: (peer: PeerId, protocol: string, signal?: AbortSignal) => Promise<Stream>
   private readonly sessions = new Map<string, Promise<BlockSession>>()
   private stopped = false
 
@@ -162,6 +164,7 @@ export class BlockExchange {
     this.node = init.node
     this.source = init.source
     this.log = init.log
+    this.openStream = init.openStream ?? (async (peer, protocol, signal) => await this.node.dialProtocol(peer, protocol, { signal }))
   }
 
   async start (): Promise<void> {
@@ -186,7 +189,7 @@ export class BlockExchange {
     let session = this.sessions.get(key)
     if (session == null) {
       session = (async () => {
-        const stream = await this.node.dialProtocol(peer, BLOCKS_PROTOCOL, { signal })
+        const stream = await this.openStream(peer, BLOCKS_PROTOCOL, signal)
         return new BlockSession(peer, stream, () => {
           if (this.sessions.get(key) === session) this.sessions.delete(key)
         })

@@ -10,7 +10,7 @@ import type { FetchProgress, FetchResult } from './fetcher.ts'
 import type { PinInfo } from './pins.ts'
 import type { Logger } from '../log.ts'
 import type { LeptonNode } from '../node/index.ts'
-import type { PeerId } from '@libp2p/interface'
+import type { PeerId, Stream } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 
 export * from './errors.ts'
@@ -91,6 +91,11 @@ export interface StoreInit {
   log: Logger
   /** What the exchange serves from, given the blockstore. Tests build a liar; @default the blockstore */
   source?(blockstore: DiskBlockstore): BlockSource
+  /**
+   * Opens the block stream to a peer: the routing module's entry point, so
+   * fetches follow detours. @default node.dialProtocol (direct)
+   */
+  openStream?(peer: PeerId, protocol: string, signal?: AbortSignal): Promise<Stream>
 }
 
 export function createStore (init: StoreInit): Store {

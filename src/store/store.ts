@@ -99,7 +99,7 @@ export class DefaultStore implements Store {
       onCorrupt: (cid) => { this.log.warn('corrupt block on disk removed', { cid: cid.toString() }) }
     })
     this.pins = new PinSet(join(init.repoPath, 'pins'))
-    this.exchange = new BlockExchange({ node: init.node, source: init.source?.(this.blockstore) ?? this.blockstore, log: init.log.child('exchange') })
+    this.exchange = new BlockExchange({ node: init.node, source: init.source?.(this.blockstore) ?? this.blockstore, openStream: init.openStream, log: init.log.child('exchange') })
   }
 
   async start (): Promise<void> {

@@ -1,4 +1,5 @@
 import { LeptonError } from '../errors.ts'
+import { mulberry32 } from '../random.ts'
 
 /**
  * Vivaldi network coordinates (Dabek et al., SIGCOMM 2004) with the refinements
@@ -77,18 +78,6 @@ const ZERO_THRESHOLD_MS = 1e-3
 
 /** Fixed seed of the default PRNG: runs must be reproducible, never Math.random. */
 const DEFAULT_SEED = 0x5eed_1ead
-
-/** mulberry32: tiny seeded PRNG, uniform in [0, 1). */
-function mulberry32 (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function resolveConfig (config: Partial<VivaldiConfig> = {}): VivaldiConfig {
   const c: VivaldiConfig = { ...DEFAULT_VIVALDI_CONFIG, ...config }

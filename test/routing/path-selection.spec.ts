@@ -13,18 +13,7 @@ import {
   selectRoutes
 } from '../../src/routing/path-selection.ts'
 import type { Link, LinkTable, PathSelectionConfig, Route } from '../../src/routing/path-selection.ts'
-
-/** mulberry32: a tiny seeded PRNG so every run sees the same topologies. */
-function mulberry32 (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { mulberry32 } from '../../src/random.ts'
 
 /** A measured link. */
 function m (from: string, to: string, rttMs: number): Link {

@@ -2,18 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { RTT_WINDOW } from '../../src/routing/constants.ts'
 import { RttEstimator, medianOf } from '../../src/routing/rtt-estimator.ts'
 import type { RttStats } from '../../src/routing/rtt-estimator.ts'
-
-/** mulberry32: a tiny seeded PRNG so every run sees the same "noise". */
-function mulberry32 (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { mulberry32 } from '../../src/random.ts'
 
 /** `count` samples of `level` ms with uniform noise of +-`spread` ms. */
 function noisy (random: () => number, level: number, spread: number, count: number): number[] {

@@ -1,17 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { planPrune } from '../../src/routing/topology.ts'
 import type { ConnectedPeer } from '../../src/routing/topology.ts'
-
-function mulberry32 (seed: number): () => number {
-  let a = seed
-  return () => {
-    a |= 0
-    a = (a + 0x6d2b79f5) | 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { mulberry32 } from '../../src/random.ts'
 
 const peers = (rtts: Array<number | undefined>): ConnectedPeer[] => rtts.map((rttMs, i) => ({ peerId: `p${String(i).padStart(2, '0')}`, rttMs }))
 

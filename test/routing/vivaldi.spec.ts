@@ -8,18 +8,7 @@ import {
   newCoordinate
 } from '../../src/routing/vivaldi.ts'
 import type { Coordinate } from '../../src/routing/vivaldi.ts'
-
-/** mulberry32: a tiny seeded PRNG so every run sees the same topologies and jitter. */
-function mulberry32 (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { mulberry32 } from '../../src/random.ts'
 
 /** Ground-truth RTT in ms between node i and node j (symmetric, > 0 for i != j). */
 type RttMatrix = number[][]

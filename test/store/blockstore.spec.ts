@@ -8,21 +8,10 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { DiskBlockstore, encodeStored, sampleEntropy } from '../../src/store/blockstore.ts'
 import { CODEC_DEFLATE, CODEC_RAW } from '../../src/store/constants.ts'
+import { mulberry32 } from '../../src/random.ts'
 
 async function cidOf (bytes: Uint8Array): Promise<CID> {
   return CID.createV1(raw.code, await sha256.digest(bytes))
-}
-
-/** A seeded generator, so the "text" below is the same every run. */
-function mulberry32 (seed: number): () => number {
-  let a = seed
-  return () => {
-    a |= 0
-    a = (a + 0x6d2b79f5) | 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 function seededText (bytes: number): Uint8Array {

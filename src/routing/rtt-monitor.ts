@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { Uint8ArrayList } from 'uint8arraylist'
+import { waitForDrain } from '../wire/index.ts'
 import { PROBE_BYTES, RTT_INTERVAL_MS, RTT_MAX_ECHO_BYTES_PER_S, RTT_PROTOCOL, RTT_TIMEOUT_MS } from './constants.ts'
 import { NotConnectedError, RttTimeoutError } from './errors.ts'
 import { RttEstimator } from './rtt-estimator.ts'
@@ -235,17 +236,7 @@ export class DefaultRttMonitor implements RttMonitor, Startable {
         }, delayMs)
         continue
       }
-      if (!stream.send(chunk)) {
-        await new Promise<void>((resolve) => {
-          const done = (): void => {
-            stream.removeEventListener('drain', done)
-            stream.removeEventListener('close', done)
-            resolve()
-          }
-          stream.addEventListener('drain', done)
-          stream.addEventListener('close', done)
-        })
-      }
+      if (!stream.send(chunk)) await waitForDrain(stream)
     }
     await stream.close().catch(() => {})
   }

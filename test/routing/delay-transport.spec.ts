@@ -5,9 +5,10 @@ import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { waitForDrain } from '../../src/wire/index.ts'
 import { delayedTcp } from '../helpers/delay-transport.ts'
 import type { DelayedRemote } from '../helpers/delay-transport.ts'
-import type { Libp2p, Stream } from '@libp2p/interface'
+import type { Libp2p } from '@libp2p/interface'
 
 const ECHO = '/lepton-test/echo/1.0.0'
 const SINK = '/lepton-test/sha256-sink/1.0.0'
@@ -46,18 +47,8 @@ async function startNode (delay: (remote: DelayedRemote) => number): Promise<Lib
   return node
 }
 
-async function waitDrain (stream: Stream): Promise<void> {
-  // the 'drain' event, not onDrain(): see src/wire/frames.ts
-  await new Promise<void>((resolve) => {
-    const done = (): void => {
-      stream.removeEventListener('drain', done)
-      stream.removeEventListener('close', done)
-      resolve()
-    }
-    stream.addEventListener('drain', done)
-    stream.addEventListener('close', done)
-  })
-}
+// the 'drain' event, not onDrain(): see src/wire/frames.ts
+const waitDrain = waitForDrain
 
 /** Reads from an async iterator of a stream until `n` bytes have arrived. */
 async function readBytes (it: AsyncIterator<Uint8Array | Uint8ArrayList>, n: number): Promise<Uint8ArrayList> {

@@ -1,25 +1,24 @@
 import { createReadStream } from 'node:fs'
-import { mkdir, open, readdir, rename, rm, stat, statfs } from 'node:fs/promises'
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
 import { DiskBlockstore, contiguous, decodeStored, encodeStored, verifyBlock } from './blockstore.ts'
-import { CHUNK_BYTES, FIND_TIMEOUT_MS, FORGED_BLOCK_BAN_MS, READ_LOOKAHEAD, HAVE_TIMEOUT_MS, MAX_CHILDREN_PER_NODE, PIN_PROTOCOL, REPROVIDE_INTERVAL_MS } from './constants.ts'
+import { CHUNK_BYTES, FIND_TIMEOUT_MS, FORGED_BLOCK_BAN_MS, READ_LOOKAHEAD, HAVE_TIMEOUT_MS, MAX_CHILDREN_PER_NODE, REPROVIDE_INTERVAL_MS } from './constants.ts'
 import { DAG_PB, RAW, linksOf } from './dag.ts'
 import { BlockNotFoundError, ContentNotFoundError, CorruptBlockError, InvalidCidError, NotPinnedError } from './errors.ts'
 import { BlockExchange } from './exchange.ts'
 import { fetchDag } from './fetcher.ts'
-import { PinRequestCodec, PinResponseCodec } from './messages.ts'
 import { PinSet } from './pins.ts'
 import { readFileBytes } from './reader.ts'
-import { FrameDecoder, ProtocolViolationError, sendFrame } from '../wire/index.ts'
+import { Replication } from './replication.ts'
 import type { FetchResult } from './fetcher.ts'
 import type { AddOptions, AddResult, FetchOptions, GcResult, ReplicaResult, StatResult, Store, StoreInit } from './index.ts'
 import type { PinInfo } from './pins.ts'
 import type { Logger } from '../log.ts'
 import type { LeptonNode } from '../node/index.ts'
-import type { PeerId, Stream } from '@libp2p/interface'
+import type { PeerId } from '@libp2p/interface'
 import type { Blockstore } from 'interface-blockstore'
 import type { ImportCandidate, ImporterOptions } from 'ipfs-unixfs-importer'
 
@@ -83,6 +82,7 @@ export class DefaultStore implements Store {
   private readonly node: LeptonNode
   private readonly exchange: BlockExchange
   private readonly pins: PinSet
+  private readonly replication: Replication
   private readonly log: Logger
   private readonly repoPath: string
   private readonly shutdown = new AbortController()
@@ -99,6 +99,13 @@ export class DefaultStore implements Store {
       onCorrupt: (cid) => { this.log.warn('corrupt block on disk removed', { cid: cid.toString() }) }
     })
     this.pins = new PinSet(join(init.repoPath, 'pins'))
+    this.replication = new Replication({
+      node: init.node,
+      repoPath: init.repoPath,
+      log: init.log.child('replication'),
+      pin: async (cid, timeoutMs) => { await this.pinAdd(cid, { timeoutMs }) },
+      signal: this.shutdown.signal
+    })
     this.exchange = new BlockExchange({ node: init.node, source: init.source?.(this.blockstore) ?? this.blockstore, openStream: init.openStream, log: init.log.child('exchange') })
   }
 
@@ -106,12 +113,7 @@ export class DefaultStore implements Store {
     await this.blockstore.open()
     await this.pins.open()
     await this.exchange.start()
-    await this.node.handle(PIN_PROTOCOL, (stream, connection) => {
-      this.servePinRequest(stream, connection.remotePeer).catch(err => {
-        this.log.debug('pin request failed', { peer: connection.remotePeer.toString(), err })
-        stream.abort(err as Error)
-      })
-    })
+    await this.replication.start()
     this.reprovideTimer = setInterval(() => { this.reprovideAll().catch(() => {}) }, REPROVIDE_INTERVAL_MS)
     this.reprovideTimer.unref()
     // announce what we hold once the node has had time to join the DHT
@@ -121,7 +123,7 @@ export class DefaultStore implements Store {
   async stop (): Promise<void> {
     this.shutdown.abort()
     clearInterval(this.reprovideTimer)
-    await this.node.unhandle(PIN_PROTOCOL).catch(() => {})
+    await this.replication.stop()
     await this.exchange.stop()
   }
 
@@ -402,71 +404,8 @@ export class DefaultStore implements Store {
     }
   }
 
-  async freeBytes (): Promise<number> {
-    const s = await statfs(this.repoPath)
-    return s.bavail * s.bsize
-  }
-
   /** Asks up to `count` other peers, nearest first, to fetch and pin `cid`. */
   async replicate (cid: CID, count: number, options: FetchOptions = {}): Promise<ReplicaResult> {
-    const rtt = (p: PeerId): number => this.node.services.rtt.rttMs(p) ?? Infinity
-    const candidates = [...this.node.getPeers()].sort((a, b) => rtt(a) - rtt(b))
-    const holders: string[] = [this.node.peerId.toString()]
-    const refused: Array<{ peerId: string, error: string }> = []
-    const timeoutS = Math.ceil((options.timeoutMs ?? 10 * 60_000) / 1000)
-    for (const peer of candidates) {
-      if (holders.length > count) break
-      try {
-        const res = await this.requestPin(peer, cid, timeoutS)
-        if (res.ok) holders.push(peer.toString())
-        else refused.push({ peerId: peer.toString(), error: res.error })
-      } catch (err) {
-        refused.push({ peerId: peer.toString(), error: (err as Error).message })
-      }
-    }
-    if (holders.length <= count) this.log.warn('fewer replicas than asked', { cid: cid.toString(), asked: count + 1, got: holders.length })
-    return { holders, refused }
-  }
-
-  private async requestPin (peer: PeerId, cid: CID, timeoutS: number): Promise<{ ok: boolean, error: string }> {
-    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(timeoutS * 1000 + 5000)])
-    const stream = await this.node.dialProtocol(peer, PIN_PROTOCOL, { signal })
-    try {
-      await sendFrame(stream, PinRequestCodec.encode({ cid: cid.bytes, timeoutS }), signal)
-      const decoder = new FrameDecoder(4096)
-      for await (const chunk of stream) {
-        const frame = decoder.push(chunk)[0]
-        if (frame != null) return PinResponseCodec.decode(frame)
-      }
-      throw new ProtocolViolationError('peer closed the pin stream without answering')
-    } finally {
-      await stream.close().catch(() => {})
-    }
-  }
-
-  private async servePinRequest (stream: Stream, from: PeerId): Promise<void> {
-    const decoder = new FrameDecoder(1024)
-    for await (const chunk of stream) {
-      const frame = decoder.push(chunk)[0]
-      if (frame == null) continue
-      const req = PinRequestCodec.decode(frame)
-      let cid: CID
-      try {
-        cid = CID.decode(req.cid)
-      } catch {
-        throw new ProtocolViolationError('invalid CID in pin request')
-      }
-      const freeBytes = await this.freeBytes()
-      let answer = { ok: true, error: '', freeBytes }
-      try {
-        this.log.info('replica requested', { cid: cid.toString(), from: from.toString() })
-        await this.pinAdd(cid, { timeoutMs: Math.min(req.timeoutS, 3600) * 1000 })
-      } catch (err) {
-        answer = { ok: false, error: (err as Error).message, freeBytes }
-      }
-      await sendFrame(stream, PinResponseCodec.encode(answer))
-      break
-    }
-    await stream.close().catch(() => {})
+    return await this.replication.replicate(cid, count, options.timeoutMs)
   }
 }

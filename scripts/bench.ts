@@ -3,7 +3,7 @@
  * measured in the same run on this machine, as a ratio.
  *
  *   store    add vs sha256; two-process fetch vs one raw libp2p stream; 3-provider fetch
- *   routing  mean E = (T0 - T) / T0 of chosen routes vs the best <= 2-hop E on the ground truth
+ *   routing  mean E = (T0 - T) / T0 of chosen routes vs the best one-hop E on the ground truth
  */
 import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
@@ -87,8 +87,8 @@ async function benchStore (): Promise<void> {
  * Route choice on a seeded overlay of in-process nodes: ground-truth RTTs from
  * points in a plane, with some direct links made 5x slower (a bad peering, as
  * RON found on the Internet); delays injected into the RTT monitors' echoes.
- * The seed's metric E = (T0 - T) / T0 is compared with the best E any <= 2-hop
- * path offers on the ground truth.
+ * The seed's metric E = (T0 - T) / T0 is compared with the best E a one-hop
+ * detour offers on the ground truth (the forwarder's reach; two hops shown too).
  */
 async function benchRouting (): Promise<void> {
   const count = Number(process.env.BENCH_ROUTING_PEERS ?? 8)
@@ -133,6 +133,7 @@ async function benchRouting (): Promise<void> {
     await new Promise(resolve => setTimeout(resolve, settleMs))
     let achieved = 0
     let best = 0
+    let best2 = 0
     let pairs = 0
     let detours = 0
     for (let i = 0; i < count; i++) {
@@ -143,22 +144,25 @@ async function benchRouting (): Promise<void> {
         const hops = [i, ...r.path.map(p => index.get(p) as number)]
         let t = 0
         for (let h = 1; h < hops.length; h++) t += truth[hops[h - 1] as number]?.[hops[h] as number] as number
-        let optimal = t0
+        let optimal = t0 // one intermediate at most: what the forwarder follows
+        let optimal2 = t0 // two: what overlay routing could do with chaining
         for (let a = 0; a < count; a++) {
           if (a === i || a === j) continue
           optimal = Math.min(optimal, (truth[i]?.[a] as number) + (truth[a]?.[j] as number))
           for (let b = 0; b < count; b++) {
             if (b === i || b === j || b === a) continue
-            optimal = Math.min(optimal, (truth[i]?.[a] as number) + (truth[a]?.[b] as number) + (truth[b]?.[j] as number))
+            optimal2 = Math.min(optimal2, (truth[i]?.[a] as number) + (truth[a]?.[b] as number) + (truth[b]?.[j] as number))
           }
         }
+        optimal2 = Math.min(optimal2, optimal)
         achieved += (t0 - t) / t0
         best += (t0 - optimal) / t0
+        best2 += (t0 - optimal2) / t0
         pairs++
         if (r.path.length > 1) detours++
       }
     }
-    console.log(`${'mean E over all pairs'.padEnd(34)} ${(achieved / pairs).toFixed(3).padStart(8)}       ${'best <=2-hop E (ground truth)'.padEnd(28)} ${(best / pairs).toFixed(3).padStart(8)}         ratio ${(achieved / Math.max(best, 1e-9)).toFixed(2)}   (${detours}/${pairs} routes take a detour)`)
+    console.log(`${'mean E over all pairs'.padEnd(34)} ${(achieved / pairs).toFixed(3).padStart(8)}       ${'best 1-hop E (ground truth)'.padEnd(28)} ${(best / pairs).toFixed(3).padStart(8)}         ratio ${(achieved / Math.max(best, 1e-9)).toFixed(2)}   (${detours}/${pairs} routes take a detour; best with 2 hops: ${(best2 / pairs).toFixed(3)})`)
   } finally {
     for (const r of routers) r.stop()
     await Promise.all(nodes.map(async n => { await n.stop() }))

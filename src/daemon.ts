@@ -131,7 +131,16 @@ export class Daemon implements ApiBackend {
   }
 
   id (): IdInfo {
-    return { peerId: this.node.peerId.toString(), addresses: this.node.getMultiaddrs().map(a => a.toString()) }
+    return { peerId: this.node.peerId.toString(), addresses: this.directAddresses() }
+  }
+
+  /**
+   * Our own dialable addresses. Relay (`/p2p-circuit`) addresses are left out:
+   * they only reach us through another peer, and the routing module finds those
+   * detours by itself.
+   */
+  private directAddresses (): string[] {
+    return this.node.getMultiaddrs().map(a => a.toString()).filter(a => !isCircuit(a))
   }
 
   /** Connected peers with the addresses they listen on (from identify) and their RTT. */
@@ -141,7 +150,9 @@ export class Daemon implements ApiBackend {
       const id = peer.toString()
       let addresses: string[] = []
       try {
-        addresses = (await this.node.peerStore.get(peer)).addresses.map(a => a.multiaddr.encapsulate(`/p2p/${id}`).toString())
+        addresses = (await this.node.peerStore.get(peer)).addresses
+          .filter(a => !isCircuit(a.multiaddr.toString()))
+          .map(a => a.multiaddr.encapsulate(`/p2p/${id}`).toString())
       } catch {}
       if (addresses.length === 0) addresses = this.node.getConnections(peer).map(c => c.remoteAddr.toString())
       const rttMs = this.node.services.rtt.rttMs(peer)
@@ -186,7 +197,7 @@ export class Daemon implements ApiBackend {
       version: VERSION,
       uptimeMs: Date.now() - this.startedAt,
       peerCount: new Set(this.node.getConnections().map(c => c.remotePeer.toString())).size,
-      listenAddresses: this.node.getMultiaddrs().map(a => a.toString()),
+      listenAddresses: this.directAddresses(),
       repo: this.repo,
       api: this.apiAddress
     }
@@ -222,4 +233,8 @@ function listenError (err: Error, listen: string[]): Error {
 /** Milliseconds to the microsecond, for display. */
 function round3 (ms: number): number {
   return Math.round(ms * 1000) / 1000
+}
+
+function isCircuit (addr: string): boolean {
+  return addr.includes('/p2p-circuit')
 }

@@ -19,7 +19,7 @@ export const daemon: Command = {
     api: { type: 'string', valueName: 'HOST:PORT', description: 'control API address (default from config: 127.0.0.1:4681)' },
     'log-level': { type: 'string', valueName: 'LEVEL', description: `one of ${LOG_LEVELS.join(', ')} (default from config: info)` },
     mdns: { type: 'boolean', description: 'also find peers on the LAN by multicast DNS' },
-    relay: { type: 'boolean', description: 'relay for mesh members and send traffic along faster detours (experimental)' }
+    'no-relay': { type: 'boolean', description: 'neither relay for other peers nor send traffic along detours (config: "relay": false)' }
   },
   async run (parsed) {
     expectPositionals(this, parsed, 0)
@@ -36,7 +36,7 @@ export const daemon: Command = {
       bootstrap: list(parsed, 'bootstrap'),
       api: str(parsed, 'api'),
       mdns: flag(parsed, 'mdns') ? true : undefined,
-      relay: flag(parsed, 'relay') ? true : undefined,
+      relay: flag(parsed, 'no-relay') ? false : undefined,
       log
     })
     const id = d.id()

@@ -57,8 +57,8 @@ export interface NodeInit {
   connector?: PeerConnectorInit
   /**
    * Serve as a circuit relay for mesh members and add the forwarder service, so
-   * traffic can follow detours (routing/forwarder.ts). Off by default while
-   * relay v2's reservation bugs are worked around (see docs/ROUTING.md).
+   * traffic can follow detours (routing/forwarder.ts). The daemon turns it on
+   * unless the config says `"relay": false`; bare nodes leave it off.
    * @default false
    */
   relay?: boolean

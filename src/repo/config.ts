@@ -37,7 +37,7 @@ export function defaultConfig (): Config {
     connections: { target: 32, max: 128 },
     logLevel: 'info',
     mdns: false,
-    relay: false
+    relay: true
   }
 }
 

@@ -25,6 +25,7 @@ export interface RouterInit {
   gossipIntervalMs?: number
   /** Milliseconds between Vivaldi updates from RTT samples. @default 1000 */
   updateIntervalMs?: number
+  /** Path selection tuning. @default { maxHops: 1 } (the forwarder follows one-hop detours only) */
   pathSelection?: Partial<PathSelectionConfig>
   log?: Logger
   now?(): number
@@ -205,7 +206,8 @@ export class Router {
       }
     }
     const destinations = [...new Set([...connected, ...known.filter(p => p !== self)])]
-    this.current = selectRoutes(self, destinations, connected, linkTable(links), this.current, this.init.pathSelection)
+    // one intermediate at most by default: relay v2 cannot chain, and a route we report must be one traffic follows
+    this.current = selectRoutes(self, destinations, connected, linkTable(links), this.current, { maxHops: 1, ...this.init.pathSelection })
     return [...this.current.values()].sort((a, b) => a.destination.localeCompare(b.destination))
   }
 }

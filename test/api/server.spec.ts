@@ -13,6 +13,7 @@ import type { ApiServer, Route } from '../../src/api/server.ts'
 import type { ApiBackend, IdInfo, PeerInfo, StatusInfo } from '../../src/api/types.ts'
 import type { RepoLock } from '../../src/repo/index.ts'
 import type { Store } from '../../src/store/index.ts'
+import { rejection } from '../helpers/errors.ts'
 
 const TOKEN = 'test-token-0123456789abcdef'
 
@@ -110,15 +111,6 @@ function expectError (res: JsonResponse, status: number, name: string): void {
   expect(res.status).toBe(status)
   expect(res.body).toEqual({ error: { name, message: expect.any(String) } })
   expect(res.body.error.message.length).toBeGreaterThan(0)
-}
-
-async function rejection (promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise
-  } catch (err) {
-    return err as Error
-  }
-  throw new Error('expected the promise to reject, but it resolved')
 }
 
 beforeEach(() => {

@@ -3,6 +3,7 @@ import { UsageError, expectPositionals, helpText, jsonFlag, list, parseCommandAr
 import { main } from '../../src/cli/main.ts'
 import { VERSION } from '../../src/version.ts'
 import type { Command } from '../../src/cli/command.ts'
+import { catchSync } from '../helpers/errors.ts'
 
 const cmd: Command = {
   name: 'frob',
@@ -16,15 +17,6 @@ const cmd: Command = {
     api: { type: 'string', description: 'HOST:PORT of the API' }
   },
   async run () { return 0 }
-}
-
-function catchSync (fn: () => unknown): Error {
-  try {
-    fn()
-  } catch (err) {
-    return err as Error
-  }
-  throw new Error('expected the call to throw, but it returned')
 }
 
 describe('parseCommandArgs', () => {

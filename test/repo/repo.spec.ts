@@ -22,6 +22,7 @@ import {
   resolveRepoPath
 } from '../../src/repo/index.ts'
 import type { RepoLock } from '../../src/repo/index.ts'
+import { catchSync, rejection } from '../helpers/errors.ts'
 
 /** The pid of a process that has already exited. */
 function deadPid (): number {
@@ -29,25 +30,6 @@ function deadPid (): number {
   const pid = child.pid
   if (pid == null || pid <= 0) throw new Error('could not spawn a child process')
   return pid
-}
-
-/** Awaits `promise`, expecting it to reject; returns the error. */
-async function rejection (promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise
-  } catch (err) {
-    return err as Error
-  }
-  throw new Error('expected the promise to reject, but it resolved')
-}
-
-function catchSync (fn: () => unknown): Error {
-  try {
-    fn()
-  } catch (err) {
-    return err as Error
-  }
-  throw new Error('expected the call to throw, but it returned')
 }
 
 let base: string

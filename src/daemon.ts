@@ -8,6 +8,8 @@ import { silentLogger } from './log.ts'
 import { createNode } from './node/index.ts'
 import { checkMultiaddr, initRepo, openRepo, parseHostPort, repoExists } from './repo/index.ts'
 import { createStore } from './store/index.ts'
+import { createJobs } from './jobs/index.ts'
+import { createSandbox } from './sandbox/index.ts'
 import { Router, medianOf } from './routing/index.ts'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { VERSION } from './version.ts'
@@ -15,7 +17,10 @@ import type { ApiBackend, ApiServer, IdInfo, PeerInfo, RouteInfo, RttReport, Sta
 import type { Logger } from './log.ts'
 import type { LeptonNode } from './node/index.ts'
 import type { RepoLock } from './repo/index.ts'
+import type { PeerId, Stream } from '@libp2p/interface'
 import type { Store } from './store/index.ts'
+import type { JobsService } from './jobs/index.ts'
+import type { Sandbox } from './sandbox/index.ts'
 
 export interface DaemonInit {
   /** Repo folder; created on first start. */
@@ -34,13 +39,17 @@ export interface DaemonInit {
   rttIntervalMs?: number
   /** Milliseconds between connection-count checks. @default 2000 */
   connectorIntervalMs?: number
+  /** Task slots of this peer's worker (0: run no tasks); the config's when absent. */
+  slots?: number
 }
 
 export class Daemon implements ApiBackend {
   readonly node: LeptonNode
   readonly store: Store
   readonly router: Router
+  readonly jobs: JobsService
   readonly repo: string
+  private readonly sandbox: Sandbox
   private api?: ApiServer
   private readonly lock: RepoLock
   private readonly closeDatastore: () => Promise<void>
@@ -51,10 +60,12 @@ export class Daemon implements ApiBackend {
   readonly stopped: Promise<void>
   private resolveStopped!: () => void
 
-  private constructor (parts: { node: LeptonNode, store: Store, router: Router, repo: string, lock: RepoLock, closeDatastore: () => Promise<void>, log: Logger }) {
+  private constructor (parts: { node: LeptonNode, store: Store, router: Router, jobs: JobsService, sandbox: Sandbox, repo: string, lock: RepoLock, closeDatastore: () => Promise<void>, log: Logger }) {
     this.node = parts.node
     this.store = parts.store
     this.router = parts.router
+    this.jobs = parts.jobs
+    this.sandbox = parts.sandbox
     this.repo = parts.repo
     this.lock = parts.lock
     this.closeDatastore = parts.closeDatastore
@@ -102,10 +113,17 @@ export class Daemon implements ApiBackend {
       router.start()
       cleanups.push(async () => { router.stop() })
       // block streams follow the chosen route (detours need relay: true)
-      const store = createStore({ node, repoPath: init.repo, log: log.child('store'), openStream: async (peer, protocol, signal) => await router.openStream(peer, protocol, signal) })
+      const openStream = async (peer: PeerId, protocol: string, signal?: AbortSignal): Promise<Stream> => await router.openStream(peer, protocol, signal)
+      const store = createStore({ node, repoPath: init.repo, log: log.child('store'), openStream })
       await store.start()
       cleanups.push(async () => { await store.stop() })
-      const daemon = new Daemon({ node, store, router, repo: init.repo, lock, closeDatastore: async () => { await datastore.close() }, log })
+      const sandbox = createSandbox()
+      cleanups.push(async () => { await sandbox.close() })
+      const worker = { ...repo.config.worker, ...(init.slots != null ? { slots: init.slots } : {}) }
+      const jobs = createJobs({ node, store, sandbox, repoPath: init.repo, worker, log: log.child('jobs'), openStream })
+      await jobs.start()
+      cleanups.push(async () => { await jobs.stop() })
+      const daemon = new Daemon({ node, store, router, jobs, sandbox, repo: init.repo, lock, closeDatastore: async () => { await datastore.close() }, log })
       const apiAddr = parseHostPort(init.api ?? repo.config.api)
       daemon.api = await startApiServer({ host: apiAddr.host, port: apiAddr.port, token: repo.apiToken, routes: apiRoutes(daemon), log: log.child('api') })
       await lock.update({ peerId: node.peerId.toString(), api: daemon.api.address })
@@ -208,6 +226,8 @@ export class Daemon implements ApiBackend {
     this.stopping ??= (async () => {
       this.log.info('stopping')
       await this.api?.close().catch(() => {})
+      await this.jobs.stop().catch((err: Error) => { this.log.warn('jobs stop failed', { err }) })
+      await this.sandbox.close().catch(() => {})
       this.router.stop()
       await this.store.stop().catch((err: Error) => { this.log.warn('store stop failed', { err }) })
       await Promise.resolve(this.node.stop()).catch((err: Error) => { this.log.warn('libp2p stop failed', { err }) })

@@ -1,9 +1,12 @@
 import { RepoNotFoundError, readApiToken, readLock, resolveRepoPath } from '../repo/index.ts'
 import { API_PREFIX, CLIENT_TIMEOUT_MS } from './constants.ts'
 import { DaemonNotRunningError, RemoteError } from './errors.ts'
+import { existsSync } from 'node:fs'
 import { resolve as resolvePath } from 'node:path'
 import type { IdInfo, PeerInfo, RouteInfo, RttReport, StatusInfo } from './types.ts'
+import { Job } from './job-handle.ts'
 import type { AddResult, GcResult, PinInfo, StatResult } from '../store/index.ts'
+import type { JobDetail, JobSummary, SubmitRequest } from '../jobs/index.ts'
 
 export interface ClientOptions {
   /** Repo of the daemon to talk to (--repo, $LEPTON_REPO, ~/.lepton). */
@@ -128,6 +131,46 @@ export class Client {
 
   async gc (): Promise<GcResult> {
     return await this.call('POST', '/gc', { timeoutMs: 0 })
+  }
+
+  // --- jobs ---
+
+  /**
+   * Submits a map/reduce job. Paths (module, input, reduceModule) are resolved
+   * here; an input that is not an existing path is taken as a CID.
+   *
+   *   const job = await client.submit({ module: 'examples/wordcount.js', input: 'data.txt', partitions: 8 })
+   *   job.on('progress', (d) => console.log(d.tasks.done, '/', d.tasks.total))
+   *   const { result } = await job.result()
+   */
+  async submit (request: SubmitRequest, options: { signal?: AbortSignal } = {}): Promise<Job> {
+    const body: SubmitRequest = { ...request, module: resolvePath(request.module) }
+    if (request.reduceModule != null) body.reduceModule = resolvePath(request.reduceModule)
+    if (request.input != null && request.input !== '' && (existsSync(request.input) || /[/\\]/.test(request.input))) body.input = resolvePath(request.input)
+    const summary = await this.call<JobSummary>('POST', '/jobs/submit', { body, signal: options.signal, timeoutMs: 0 })
+    return this.jobHandle(summary.jobId)
+  }
+
+  /** A handle on a job submitted earlier (by id or a unique prefix of at least 4 characters). */
+  jobHandle (id: string): Job {
+    return new Job(id, {
+      wait: async (jobId, waitMs, signal) => await this.call<JobDetail>('GET', '/jobs/wait', { query: { id: jobId, waitMs }, signal, timeoutMs: waitMs + this.timeoutMs }),
+      cancel: async (jobId) => await this.cancel(jobId)
+    })
+  }
+
+  /** Jobs this daemon submitted, newest first. */
+  async jobs (): Promise<JobSummary[]> {
+    return await this.call('GET', '/jobs')
+  }
+
+  /** One job with every task's state and worker. */
+  async job (id: string): Promise<JobDetail> {
+    return await this.call('GET', '/jobs/get', { query: { id } })
+  }
+
+  async cancel (id: string): Promise<JobSummary> {
+    return await this.call('POST', '/jobs/cancel', { body: { id } })
   }
 
   private async request (method: string, path: string, options: RequestOptions = {}): Promise<Response> {

@@ -51,3 +51,16 @@ export class RemoteError extends LeptonError {
     this.status = status
   }
 }
+
+/** A job ended without a result (a task failed every retry, timeout, cancel, reduce error). */
+export class JobFailedError extends LeptonError {
+  override name = 'JobFailedError'
+  readonly jobId: string
+  readonly state: string
+
+  constructor (jobId: string, state: string, message: string) {
+    super(message)
+    this.jobId = jobId
+    this.state = state
+  }
+}

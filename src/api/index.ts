@@ -3,6 +3,7 @@
  * client. The server side is started by the daemon; programs use `Client`.
  */
 export { Client } from './client.ts'
+export { Job } from './job-handle.ts'
 export type { ClientOptions, StoreCallOptions } from './client.ts'
 export { startApiServer, RESPONDED } from './server.ts'
 export type { ApiServer, ApiServerInit, Route, RouteContext } from './server.ts'

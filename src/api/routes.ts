@@ -5,6 +5,7 @@ import { BadRequestError } from './errors.ts'
 import { RESPONDED } from './server.ts'
 import type { Route, RouteContext } from './server.ts'
 import type { ApiBackend } from './types.ts'
+import type { SubmitRequest } from '../jobs/index.ts'
 
 function cidParam (ctx: RouteContext, body?: Record<string, unknown>): ReturnType<typeof parseCid> {
   const value = body?.cid ?? ctx.query.get('cid')
@@ -35,8 +36,14 @@ function clientGone (ctx: RouteContext): AbortSignal {
   return controller.signal
 }
 
+function jobIdParam (ctx: RouteContext, body?: Record<string, unknown>): string {
+  const value = body?.id ?? ctx.query.get('id')
+  if (typeof value !== 'string' || value === '') throw new BadRequestError('missing job "id"')
+  return value
+}
+
 export function apiRoutes (backend: ApiBackend): Route[] {
-  const { store } = backend
+  const { store, jobs } = backend
   return [
     { method: 'GET', path: '/id', handler: async () => backend.id() },
     { method: 'GET', path: '/peers', handler: async () => await backend.peers() },
@@ -120,6 +127,29 @@ export function apiRoutes (backend: ApiBackend): Route[] {
       }
     },
     { method: 'GET', path: '/pin/ls', handler: async () => await store.pinLs() },
-    { method: 'POST', path: '/gc', handler: async () => await store.gc() }
+    { method: 'POST', path: '/gc', handler: async () => await store.gc() },
+
+    {
+      // body: SubmitRequest with absolute paths; answers once the job is planned and started
+      method: 'POST',
+      path: '/jobs/submit',
+      handler: async (ctx) => await jobs.submit(await jsonObject(ctx) as unknown as SubmitRequest, clientGone(ctx))
+    },
+    { method: 'GET', path: '/jobs', handler: async () => jobs.list() },
+    { method: 'GET', path: '/jobs/get', handler: async (ctx) => jobs.get(jobIdParam(ctx)) },
+    { method: 'POST', path: '/jobs/cancel', handler: async (ctx) => await jobs.cancel(jobIdParam(ctx, await jsonObject(ctx))) },
+    {
+      // long poll: answers when the job ends or after waitMs (default 10 s), whichever is first
+      method: 'GET',
+      path: '/jobs/wait',
+      handler: async (ctx) => {
+        const id = jobIdParam(ctx)
+        const waitMs = Math.min(intParam(ctx, 'waitMs') ?? 10_000, 60_000)
+        let timer: ReturnType<typeof setTimeout> | undefined
+        await Promise.race([jobs.wait(id), new Promise(resolve => { timer = setTimeout(resolve, waitMs) })])
+        clearTimeout(timer)
+        return jobs.get(id)
+      }
+    }
   ]
 }

@@ -49,6 +49,9 @@ const STATUS_BY_NAME: Record<string, number> = {
   ContentNotFoundError: 404,
   BlockNotFoundError: 404,
   NotPinnedError: 404,
+  InvalidJobError: 400,
+  InvalidModuleError: 400,
+  JobNotFoundError: 404,
   NotConnectedError: 409,
   RttTimeoutError: 504,
   DiskFullError: 507

@@ -1,4 +1,5 @@
 /** JSON shapes of the control API, shared by the daemon and the client. */
+import type { JobsService } from '../jobs/index.ts'
 import type { Store } from '../store/index.ts'
 
 export interface IdInfo {
@@ -60,4 +61,5 @@ export interface ApiBackend {
   /** Shuts down cleanly. */
   stop(): Promise<void>
   store: Store
+  jobs: JobsService
 }

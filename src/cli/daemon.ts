@@ -19,7 +19,8 @@ export const daemon: Command = {
     api: { type: 'string', valueName: 'HOST:PORT', description: 'control API address (default from config: 127.0.0.1:4681)' },
     'log-level': { type: 'string', valueName: 'LEVEL', description: `one of ${LOG_LEVELS.join(', ')} (default from config: info)` },
     mdns: { type: 'boolean', description: 'also find peers on the LAN by multicast DNS' },
-    'no-relay': { type: 'boolean', description: 'neither relay for other peers nor send traffic along detours (config: "relay": false)' }
+    'no-relay': { type: 'boolean', description: 'neither relay for other peers nor send traffic along detours (config: "relay": false)' },
+    slots: { type: 'string', valueName: 'N', description: 'tasks this peer runs at once for the mesh; 0 runs none (default from config: CPU count)' }
   },
   async run (parsed) {
     expectPositionals(this, parsed, 0)
@@ -28,6 +29,9 @@ export const daemon: Command = {
     if (levelFlag != null && !(LOG_LEVELS as readonly string[]).includes(levelFlag)) {
       throw new UsageError(`unknown log level "${levelFlag}"; use one of ${LOG_LEVELS.join(', ')}`)
     }
+    const slotsRaw = str(parsed, 'slots')
+    const slots = slotsRaw == null ? undefined : Number(slotsRaw)
+    if (slots != null && (!Number.isInteger(slots) || slots < 0 || slots > 1024)) throw new UsageError(`--slots must be an integer from 0 to 1024, not "${slotsRaw ?? ''}"`)
     const level = (levelFlag ?? (await repoExists(repo) ? (await readConfig(repo)).logLevel : 'info')) as LogLevel
     const log = createLogger({ level, name: 'daemon' })
     const d = await Daemon.start({
@@ -37,6 +41,7 @@ export const daemon: Command = {
       api: str(parsed, 'api'),
       mdns: flag(parsed, 'mdns') ? true : undefined,
       relay: flag(parsed, 'no-relay') ? false : undefined,
+      slots,
       log
     })
     const id = d.id()

@@ -20,9 +20,13 @@ import { rtt } from './rtt.ts'
 import { stat } from './stat.ts'
 import { status } from './status.ts'
 import { stop } from './stop.ts'
+import { submit } from './submit.ts'
+import { jobs } from './jobs.ts'
+import { job } from './job.ts'
+import { cancel } from './cancel.ts'
 import type { Command } from './command.ts'
 
-const COMMANDS: Command[] = [init, daemon, id, peers, rtt, routes, status, stop, add, cat, get, stat, providers, pin, gc]
+const COMMANDS: Command[] = [init, daemon, id, peers, rtt, routes, status, stop, add, cat, get, stat, providers, pin, gc, submit, jobs, job, cancel]
 
 function usage (): string {
   const width = Math.max(...COMMANDS.map(c => c.name.length))

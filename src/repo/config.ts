@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 import { multiaddr } from '@multiformats/multiaddr'
 import { CONFIG_VERSION, DEFAULT_API, DEFAULT_LISTEN } from './constants.ts'
 import { ConfigError, RepoVersionError } from './errors.ts'
@@ -10,6 +11,20 @@ export interface ConnectionsConfig {
   target: number
   /** Hard cap on open connections (libp2p prunes above it). */
   max: number
+}
+
+/** What this peer offers the mesh as a worker. */
+export interface WorkerConfig {
+  /** Tasks run at once (0: run no tasks for anyone). @default the CPU count */
+  slots: number
+  /** Heap (JS) or linear memory (wasm) cap per task, MiB. @default 256 */
+  memoryMiB: number
+  /** Time cap per task, ms. @default 60000 */
+  timeMs: number
+  /** Whose tasks to run: "any" mesh member, or a list of peer ids. @default "any" */
+  accept: 'any' | string[]
+  /** Runtimes enabled. @default ["js", "wasm"] */
+  runtimes: Array<'js' | 'wasm'>
 }
 
 export interface Config {
@@ -26,6 +41,11 @@ export interface Config {
   mdns: boolean
   /** Relay for mesh members and send traffic along detours (circuit relay v2). */
   relay: boolean
+  worker: WorkerConfig
+}
+
+export function defaultWorkerConfig (): WorkerConfig {
+  return { slots: availableParallelism(), memoryMiB: 256, timeMs: 60_000, accept: 'any', runtimes: ['js', 'wasm'] }
 }
 
 export function defaultConfig (): Config {
@@ -37,7 +57,8 @@ export function defaultConfig (): Config {
     connections: { target: 32, max: 128 },
     logLevel: 'info',
     mdns: false,
-    relay: true
+    relay: true,
+    worker: defaultWorkerConfig()
   }
 }
 
@@ -80,7 +101,7 @@ export function parseConfig (text: string, file: string): Config {
     throw new RepoVersionError(`config file ${file} has version ${obj.version}, newer than this lepton understands (${CONFIG_VERSION}); upgrade lepton`)
   }
   const defaults = defaultConfig()
-  const config: Config = { ...defaults, ...obj, connections: { ...defaults.connections, ...(obj.connections as object ?? {}) } } as Config
+  const config: Config = { ...defaults, ...obj, connections: { ...defaults.connections, ...(obj.connections as object ?? {}) }, worker: { ...defaults.worker, ...(obj.worker as object ?? {}) } } as Config
   const bad = (field: string, expected: string): never => {
     throw new ConfigError(`config file ${file}: "${field}" must be ${expected}`)
   }
@@ -92,6 +113,12 @@ export function parseConfig (text: string, file: string): Config {
   if (typeof config.relay !== 'boolean') bad('relay', 'true or false')
   if (!isPositiveInt(config.connections.target)) bad('connections.target', 'a positive integer')
   if (!isPositiveInt(config.connections.max)) bad('connections.max', 'a positive integer')
+  const w = config.worker
+  if (!Number.isInteger(w.slots) || w.slots < 0 || w.slots > 1024) bad('worker.slots', 'an integer from 0 to 1024')
+  if (!isPositiveInt(w.memoryMiB) || w.memoryMiB < 8) bad('worker.memoryMiB', 'an integer of at least 8')
+  if (!isPositiveInt(w.timeMs)) bad('worker.timeMs', 'a positive integer (milliseconds)')
+  if (w.accept !== 'any' && !isStringArray(w.accept)) bad('worker.accept', '"any" or an array of peer ids')
+  if (!Array.isArray(w.runtimes) || !w.runtimes.every(r => r === 'js' || r === 'wasm')) bad('worker.runtimes', 'an array of "js" and/or "wasm"')
   config.listen.forEach(a => checkMultiaddr(a, `listen (in ${file})`))
   config.bootstrap.forEach(a => checkMultiaddr(a, `bootstrap (in ${file})`))
   parseHostPort(config.api, `api address (in ${file})`)

@@ -27,8 +27,8 @@ import type { Datastore } from 'interface-datastore'
 export * from './errors.ts'
 export { readLock } from './lock.ts'
 export type { LockInfo, RepoLock } from './lock.ts'
-export { defaultConfig, parseConfig, parseHostPort, checkMultiaddr, LOG_LEVELS } from './config.ts'
-export type { Config, LogLevel } from './config.ts'
+export { defaultConfig, defaultWorkerConfig, parseConfig, parseHostPort, checkMultiaddr, LOG_LEVELS } from './config.ts'
+export type { Config, LogLevel, WorkerConfig } from './config.ts'
 export { REPO_VERSION, CONFIG_VERSION } from './constants.ts'
 
 export interface Repo {

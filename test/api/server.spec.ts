@@ -41,6 +41,8 @@ function fakeBackend (): FakeBackend {
     routes: () => [],
     rtt: async (peerId, count) => ({ peerId, samplesMs: Array.from({ length: count }, () => 0.25), medianMs: 0.25, filteredRttMs: 0.3, jitterMs: 0.01, lossRate: 0 }),
     stop: vi.fn(async () => {}),
+    // job routes are covered by the jobs tests through real daemons
+    jobs: {} as unknown as ApiBackend['jobs'],
     // the store routes are not exercised except for body parsing, which fails before the store is reached
     store: {
       pinRm: vi.fn(async () => {}),

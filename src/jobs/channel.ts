@@ -1,0 +1,102 @@
+/**
+ * One task stream (/lepton/tasks/1.0.0) from either end: framed TaskMessages
+ * in, an ordered send queue out. A frame that does not decode closes the
+ * stream (the peer broke the protocol); nothing throws out of a handler.
+ */
+import { FrameDecoder, sendFrame } from '../wire/index.ts'
+import { MAX_TASK_FRAME_BYTES, TaskMessageCodec } from '../market/index.ts'
+import type { TaskMessage } from '../market/index.ts'
+import type { Stream, StreamCloseEvent } from '@libp2p/interface'
+
+export interface ChannelHandlers {
+  onMessage(msg: TaskMessage): void
+  onClose(err?: Error): void
+}
+
+export class TaskChannel {
+  private readonly stream: Stream
+  private readonly decoder = new FrameDecoder(MAX_TASK_FRAME_BYTES)
+  private sending: Promise<void> = Promise.resolve()
+  private handlers?: ChannelHandlers
+  /** Messages that arrived before handlers were attached. */
+  private early: TaskMessage[] = []
+  closed = false
+  private finished = false
+  private closeError?: Error
+
+  constructor (stream: Stream) {
+    this.stream = stream
+    stream.addEventListener('message', (evt) => {
+      try {
+        for (const frame of this.decoder.push(evt.data)) this.deliver(TaskMessageCodec.decode(frame))
+      } catch (err) {
+        this.close(err as Error)
+      }
+    })
+    stream.addEventListener('close', (evt) => {
+      this.finish((evt as StreamCloseEvent).error)
+    })
+  }
+
+  attach (handlers: ChannelHandlers): void {
+    this.handlers = handlers
+    const early = this.early
+    this.early = []
+    for (const msg of early) this.deliverSafely(msg)
+    if (this.finished) handlers.onClose(this.closeError)
+  }
+
+  /** The first message, for the protocol handler to decide who this stream is for. */
+  async first (timeoutMs: number): Promise<TaskMessage> {
+    if (this.early.length > 0) return this.early[0] as TaskMessage
+    return await new Promise<TaskMessage>((resolve, reject) => {
+      const timer = setTimeout(() => { reject(new Error('no bid within the time allowed')) }, timeoutMs)
+      this.handlers = {
+        onMessage: (msg) => { clearTimeout(timer); this.handlers = undefined; this.early.unshift(msg); resolve(msg) },
+        onClose: (err) => { clearTimeout(timer); this.handlers = undefined; reject(err ?? new Error('stream closed before a bid')) }
+      }
+    })
+  }
+
+  private deliver (msg: TaskMessage): void {
+    if (this.handlers == null) this.early.push(msg)
+    else this.deliverSafely(msg)
+  }
+
+  private deliverSafely (msg: TaskMessage): void {
+    try {
+      this.handlers?.onMessage(msg)
+    } catch (err) {
+      this.close(err as Error)
+    }
+  }
+
+  /** Queues a message; errors close the channel (the close handler tells the owner). */
+  send (msg: TaskMessage): void {
+    if (this.closed) return
+    const frame = TaskMessageCodec.encode(msg)
+    this.sending = this.sending.then(async () => {
+      await sendFrame(this.stream, frame)
+    }).catch((err: Error) => { this.close(err) })
+  }
+
+  close (err?: Error): void {
+    if (this.closed) return
+    this.closed = true
+    if (err != null) this.stream.abort(err)
+    else {
+      // let queued messages go out first
+      this.sending.then(async () => { await this.stream.close() }).catch(() => { this.stream.abort(new Error('close failed')) })
+    }
+    this.finish(err)
+  }
+
+  /** Tells the owner once, whichever end closed first. */
+  private finish (err?: Error): void {
+    this.closed = true
+    if (this.finished) return
+    this.finished = true
+    this.closeError = err
+    this.handlers?.onClose(err)
+  }
+}

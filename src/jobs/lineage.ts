@@ -1,0 +1,24 @@
+/**
+ * Lineage: a task is (code CID, input CID, map context) -> output CID. The key
+ * names a task wherever it is run, so a mesh that still holds an output never
+ * computes it twice.
+ */
+import { createHash } from 'node:crypto'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { create as createDigest } from 'multiformats/hashes/digest'
+
+export function lineageKey (codeCid: string, inputCid: string | null, ctxJson: string): string {
+  return createHash('sha256').update(JSON.stringify([codeCid, inputCid, ctxJson])).digest('hex')
+}
+
+/** The CIDv1 (raw, sha2-256) of bytes: what a small output is named by (and what `lepton add` gives a file of one chunk). */
+export function rawCid (bytes: Uint8Array): CID {
+  const digest = createHash('sha256').update(bytes).digest()
+  return CID.createV1(raw.code, createDigest(0x12, digest))
+}
+
+/** The map context of task `index`: seeds differ per task so Monte-Carlo tasks do not repeat each other. */
+export function taskContext (index: number, tasks: number, seed: number, args: Record<string, string>): string {
+  return JSON.stringify({ task: index, tasks, seed: (seed + index + 1) >>> 0, args })
+}

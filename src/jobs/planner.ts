@@ -1,0 +1,150 @@
+/**
+ * Turns a submit request into a plan: the module and every partition stored
+ * by CID (and pinned here), limits and policies checked. I/O, but no mesh
+ * traffic beyond what the store does.
+ */
+import { randomBytes } from 'node:crypto'
+import { readFile, readdir, stat } from 'node:fs/promises'
+import { basename, isAbsolute, join } from 'node:path'
+import { detectRuntime } from '../sandbox/index.ts'
+import { parseCid } from '../store/index.ts'
+import { SUM_REDUCER } from './builtin.ts'
+import { DEFAULT_RETRIES, MAX_MODULE_BYTES, MAX_TASKS } from './constants.ts'
+import { InvalidJobError } from './errors.ts'
+import { defaultPartitions, splitRecords } from './partition.ts'
+import type { JobPlan, SubmitRequest } from './types.ts'
+import type { WorkerConfig } from '../repo/index.ts'
+import type { Sandbox } from '../sandbox/index.ts'
+import type { Store } from '../store/index.ts'
+
+/** Largest file input read into memory to split. */
+const MAX_INPUT_BYTES = 1024 * 1024 * 1024
+
+export interface PlannerInit {
+  store: Store
+  sandbox: Sandbox
+  worker: WorkerConfig
+  fetchBytes(cid: string, maxBytes: number, signal: AbortSignal): Promise<Uint8Array>
+}
+
+export function newJobId (): string {
+  return `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`
+}
+
+function intIn (value: unknown, name: string, min: number, max: number, fallback: number): number {
+  if (value == null) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) throw new InvalidJobError(`${name} must be an integer from ${min} to ${max}`)
+  return value
+}
+
+async function readModule (path: string, what: string): Promise<Uint8Array> {
+  if (!isAbsolute(path)) throw new InvalidJobError(`${what} path must be absolute (the CLI and client resolve it for you)`)
+  let info
+  try {
+    info = await stat(path)
+  } catch {
+    throw new InvalidJobError(`${what} ${path} does not exist`)
+  }
+  if (!info.isFile()) throw new InvalidJobError(`${what} ${path} is not a file`)
+  if (info.size > MAX_MODULE_BYTES) throw new InvalidJobError(`${what} ${path} is larger than ${MAX_MODULE_BYTES} bytes`)
+  return await readFile(path)
+}
+
+async function addBytes (store: Store, bytes: Uint8Array): Promise<string> {
+  return (await store.add((async function * () { yield bytes })())).cid
+}
+
+async function filesUnder (dir: string): Promise<string[]> {
+  const out: string[] = []
+  for (const entry of (await readdir(dir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) out.push(...await filesUnder(path))
+    else if (entry.isFile()) out.push(path)
+  }
+  return out
+}
+
+export async function planJob (req: SubmitRequest, init: PlannerInit, signal: AbortSignal): Promise<JobPlan> {
+  if (req == null || typeof req.module !== 'string' || req.module === '') throw new InvalidJobError('missing "module" (path of the map module)')
+  const verify = intIn(req.verify, 'verify', 1, 16, 1)
+  const retries = intIn(req.retries, 'retries', 0, 100, DEFAULT_RETRIES)
+  const timeoutS = intIn(req.timeoutS, 'timeout', 0, 7 * 24 * 3600, 0)
+  const memoryMiB = intIn(req.memoryMiB, 'memoryMiB', 8, 65536, init.worker.memoryMiB)
+  const timeMs = intIn(req.timeMs, 'timeMs', 1, 24 * 3600_000, init.worker.timeMs)
+  const seed = intIn(req.seed, 'seed', 0, 0xffffffff, 0)
+  const args: Record<string, string> = {}
+  for (const [k, v] of Object.entries(req.args ?? {})) {
+    if (typeof v !== 'string') throw new InvalidJobError(`argument "${k}" must be a string`)
+    args[k] = v
+  }
+  const code = await readModule(req.module, 'module')
+  const runtime = detectRuntime(code)
+  const info = await init.sandbox.inspect(runtime, code, 'submit')
+  if (!info.exports.includes('map')) throw new InvalidJobError(`module ${req.module} exports no map function (export function map (input, ctx) { ... })`)
+  const codeCid = await addBytes(init.store, code)
+  let reduceCid = codeCid
+  let hasReduce = info.exports.includes('reduce')
+  if (req.reduceModule != null) {
+    const reduceCode = await readModule(req.reduceModule, 'reduce module')
+    const r = await init.sandbox.inspect('js', reduceCode, 'submit-reduce')
+    if (!r.exports.includes('reduce')) throw new InvalidJobError(`reduce module ${req.reduceModule} exports no reduce function`)
+    reduceCid = await addBytes(init.store, reduceCode)
+    hasReduce = true
+  } else if (runtime === 'wasm') {
+    reduceCid = await addBytes(init.store, new TextEncoder().encode(SUM_REDUCER))
+    hasReduce = true
+  }
+  let inputCid: string | null = null
+  let partitions: JobPlan['partitions'] = []
+  if (req.input == null || req.input === '') {
+    const tasks = intIn(req.tasks, 'tasks', 1, MAX_TASKS, 1)
+    partitions = Array.from({ length: tasks }, () => ({ cid: null, bytes: 0 }))
+  } else {
+    if (req.tasks != null) throw new InvalidJobError('give either an input (split into partitions) or a task count, not both')
+    let bytes: Uint8Array | undefined
+    if (isAbsolute(req.input)) {
+      let s
+      try {
+        s = await stat(req.input)
+      } catch {
+        throw new InvalidJobError(`input ${req.input} does not exist`)
+      }
+      inputCid = (await init.store.add(req.input)).cid
+      if (s.isDirectory()) {
+        partitions = []
+        for (const file of await filesUnder(req.input)) partitions.push({ cid: (await init.store.add(file)).cid, bytes: (await stat(file)).size })
+        if (partitions.length === 0) throw new InvalidJobError(`input folder ${req.input} holds no files`)
+      } else {
+        if (s.size > MAX_INPUT_BYTES) throw new InvalidJobError(`input ${req.input} is larger than ${MAX_INPUT_BYTES} bytes; split it into a folder of files`)
+        bytes = await readFile(req.input)
+      }
+    } else {
+      inputCid = parseCid(req.input).toString()
+      bytes = await init.fetchBytes(inputCid, MAX_INPUT_BYTES, signal)
+    }
+    if (bytes != null) {
+      const count = intIn(req.partitions, 'partitions', 1, MAX_TASKS, defaultPartitions(bytes.byteLength))
+      partitions = []
+      for (const part of splitRecords(bytes, count)) partitions.push({ cid: await addBytes(init.store, part), bytes: part.byteLength })
+    }
+  }
+  if (partitions.length > MAX_TASKS) throw new InvalidJobError(`a job may have at most ${MAX_TASKS} tasks`)
+  return {
+    jobId: newJobId(),
+    createdAtMs: Date.now(),
+    module: basename(req.module),
+    runtime,
+    codeCid,
+    reduceCid,
+    hasReduce,
+    inputCid,
+    partitions,
+    verify,
+    retries,
+    timeoutS,
+    args,
+    memoryMiB,
+    timeMs,
+    seed
+  }
+}

@@ -1,0 +1,250 @@
+/**
+ * The jobs service of a daemon: submitter (plans jobs, runs them, journals
+ * them, resumes them after a restart) and worker (runs tasks for others), and
+ * the /lepton/tasks/1.0.0 handler that joins bidding workers to their job.
+ */
+import { join } from 'node:path'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { CID } from 'multiformats/cid'
+import { OFFERS_TOPIC, OfferCodec, TASKS_PROTOCOL, TASK_MSG, reliability } from '../market/index.ts'
+import { TaskChannel } from './channel.ts'
+import { MAX_ACTIVE_JOBS } from './constants.ts'
+import { InvalidJobError, JobNotFoundError } from './errors.ts'
+import { Journal, listJournals, readJournal } from './journal.ts'
+import { planJob } from './planner.ts'
+import { JobRun } from './run.ts'
+import { Worker, resultMessage } from './worker.ts'
+import type { Link, LineageEntry } from './run.ts'
+import type { JobDetail, JobPlan, JobSummary, SubmitRequest } from './types.ts'
+import type { Offer, TaskMessage } from '../market/index.ts'
+import type { Logger } from '../log.ts'
+import type { LeptonNode } from '../node/index.ts'
+import type { WorkerConfig } from '../repo/index.ts'
+import type { Sandbox } from '../sandbox/index.ts'
+import type { Store } from '../store/index.ts'
+import type { PeerId, Stream } from '@libp2p/interface'
+
+export interface JobsInit {
+  node: LeptonNode
+  store: Store
+  sandbox: Sandbox
+  repoPath: string
+  worker: WorkerConfig
+  log: Logger
+  openStream(peer: PeerId, protocol: string, signal?: AbortSignal): Promise<Stream>
+  /** Test hook: a lying worker. */
+  tamper?(output: unknown, award: TaskMessage): unknown
+}
+
+export class JobsService {
+  readonly worker: Worker
+  private readonly init: JobsInit
+  private readonly log: Logger
+  private readonly runs = new Map<string, JobRun>()
+  private readonly journals = new Map<string, Journal>()
+  private readonly lineage = new Map<string, LineageEntry>()
+  private readonly outcomes = new Map<string, { ok: number, bad: number }>()
+  private seq = 0
+  private readonly shutdown = new AbortController()
+
+  constructor (init: JobsInit) {
+    this.init = init
+    this.log = init.log
+    this.worker = new Worker({ node: init.node, store: init.store, sandbox: init.sandbox, config: init.worker, log: init.log.child('worker'), openStream: init.openStream, tamper: init.tamper })
+  }
+
+  private get dir (): string {
+    return join(this.init.repoPath, 'jobs')
+  }
+
+  async start (): Promise<void> {
+    await this.init.node.handle(TASKS_PROTOCOL, (stream, connection) => {
+      this.onStream(stream, connection.remotePeer)
+    }, { maxInboundStreams: 1024 })
+    this.worker.start()
+    await this.load()
+  }
+
+  async stop (): Promise<void> {
+    this.shutdown.abort(new Error('daemon stopping'))
+    await this.init.node.unhandle(TASKS_PROTOCOL).catch(() => {})
+    this.worker.stop()
+    for (const run of this.runs.values()) if (run.state === 'running') run.suspend()
+    for (const j of this.journals.values()) await j.close().catch(() => {})
+  }
+
+  /** Reads every journal: finished jobs for the record, unfinished ones resumed. */
+  private async load (): Promise<void> {
+    const toResume: JobRun[] = []
+    for (const path of await listJournals(this.dir)) {
+      try {
+        const records = await readJournal(path)
+        const head = records[0]
+        if (head?.t !== 'plan') continue
+        const plan = head.plan as JobPlan
+        const resumes = records.filter(r => r.t === 'resume').length
+        const run = this.newRun(plan, resumes + 1)
+        run.replay(records.slice(1))
+        this.runs.set(plan.jobId, run)
+        for (const t of run.detail().taskList) {
+          // lineage of finished tasks, for every later job
+          if (t.outputCid != null) this.lineage.set(run.taskKey(t.index), { outputCid: t.outputCid, output: run.taskOutput(t.index) })
+        }
+        if (run.state === 'running') toResume.push(run)
+      } catch (err) {
+        this.log.warn('unreadable job journal skipped', { path, err })
+      }
+    }
+    for (const run of toResume) {
+      this.log.info('resuming job', { job: run.id })
+      run.start().catch(err => { this.log.warn('job resume failed', { job: run.id, err }) })
+    }
+  }
+
+  private newRun (plan: JobPlan, runNumber: number): JobRun {
+    let journal = this.journals.get(plan.jobId)
+    if (journal == null) {
+      journal = new Journal(join(this.dir, `${plan.jobId}.jsonl`))
+      this.journals.set(plan.jobId, journal)
+    }
+    const { node } = this.init
+    const self = node.peerId.toString()
+    const run = new JobRun({
+      plan,
+      journal,
+      store: this.init.store,
+      sandbox: this.init.sandbox,
+      log: this.log,
+      runNumber,
+      lineage: this.lineage,
+      rttMs: (peer) => {
+        if (peer === self) return 0
+        try {
+          return node.services.rtt.rttMs(peerIdFromString(peer)) ?? null
+        } catch {
+          return null
+        }
+      },
+      reliability: (peer) => {
+        const o = this.outcomes.get(peer)
+        return reliability(o?.ok ?? 0, o?.bad ?? 0)
+      },
+      recordOutcome: (peer, ok) => {
+        const o = this.outcomes.get(peer) ?? { ok: 0, bad: 0 }
+        if (ok) o.ok++
+        else o.bad++
+        this.outcomes.set(peer, o)
+      },
+      publishOffer: (offer) => { this.publish(offer) },
+      fetchBytes: async (cid, maxBytes, signal) => await this.worker.fetch(cid, maxBytes, signal),
+      // this daemon works on its own jobs too, without a stream
+      localLink: this.worker.accepts(self, plan.runtime) ? (r) => this.localLink(r) : undefined,
+      onEnd: (r) => {
+        this.journals.get(r.id)?.close().catch(() => {})
+        this.journals.delete(r.id)
+      }
+    })
+    return run
+  }
+
+  /** This daemon's own worker as a link of `run`. */
+  private localLink (run: JobRun): Link {
+    const self = this.init.node.peerId.toString()
+    const worker = this.worker
+    const link: Link = {
+      id: self,
+      slots: worker.slots,
+      holds: new Set(),
+      get lastSeenMs () { return Date.now() },
+      set lastSeenMs (_v: number) {},
+      outstanding: new Map(),
+      send: (msg) => {
+        if (msg.type === TASK_MSG.AWARD) {
+          worker.execute(self, msg).then(outcome => { run.onMessage(link, resultMessage(msg, outcome, worker.freeSlots)) }, () => {})
+        } else if (msg.type === TASK_MSG.CANCEL) {
+          worker.cancel(self, msg.jobId, msg.task, msg.attempt)
+        }
+      },
+      close: () => {}
+    }
+    return link
+  }
+
+  private onStream (stream: Stream, remote: PeerId): void {
+    const channel = new TaskChannel(stream)
+    channel.first(10_000).then(bid => {
+      const run = this.runs.get(bid.jobId)
+      if (bid.type !== TASK_MSG.BID || run == null || run.state !== 'running') {
+        channel.close()
+        return
+      }
+      const link: Link = {
+        id: remote.toString(),
+        slots: Math.min(Math.max(bid.slots, 1), 1024),
+        holds: new Set(bid.held.map(c => { try { return CID.decode(c).toString() } catch { return '' } })),
+        lastSeenMs: Date.now(),
+        outstanding: new Map(),
+        send: (msg) => { channel.send(msg) },
+        close: () => { channel.close() }
+      }
+      run.attach(link)
+      channel.attach({ onMessage: (msg) => { run.onMessage(link, msg) }, onClose: () => { run.detach(link) } })
+    }).catch(err => {
+      this.log.debug('task stream dropped', { peer: remote.toString(), err })
+      channel.close(err as Error)
+    })
+  }
+
+  private publish (offer: Omit<Offer, 'seq' | 'createdAtMs'>): void {
+    // increasing across restarts too: workers drop offers whose seq they have seen
+    this.seq = Math.max(this.seq + 1, Date.now())
+    const data = OfferCodec.encode({ ...offer, createdAtMs: Date.now(), seq: this.seq })
+    this.init.node.services.pubsub.publish(OFFERS_TOPIC, data).catch((err: Error) => {
+      if (!err.message.includes('NoPeersSubscribedToTopic')) this.log.debug('offer not published', { err })
+    })
+  }
+
+  async submit (req: SubmitRequest, signal?: AbortSignal): Promise<JobSummary> {
+    const active = [...this.runs.values()].filter(r => r.state === 'running').length
+    if (active >= MAX_ACTIVE_JOBS) throw new InvalidJobError(`${active} jobs are running on this daemon already (limit ${MAX_ACTIVE_JOBS}); wait for some to finish`)
+    const plan = await planJob(req, {
+      store: this.init.store,
+      sandbox: this.init.sandbox,
+      worker: this.init.worker,
+      fetchBytes: async (cid, maxBytes, s) => await this.worker.fetch(cid, maxBytes, s)
+    }, AbortSignal.any([this.shutdown.signal, ...(signal == null ? [] : [signal])]))
+    const run = this.newRun(plan, 0)
+    await this.journals.get(plan.jobId)?.append({ t: 'plan', plan })
+    this.runs.set(plan.jobId, run)
+    this.log.info('job submitted', { job: plan.jobId, module: plan.module, tasks: plan.partitions.length, verify: plan.verify })
+    await run.start()
+    return run.summary()
+  }
+
+  list (): JobSummary[] {
+    return [...this.runs.values()].map(r => r.summary()).sort((a, b) => b.createdAtMs - a.createdAtMs)
+  }
+
+  private find (id: string): JobRun {
+    const run = this.runs.get(id) ?? [...this.runs.values()].find(r => r.id.startsWith(id) && id.length >= 4)
+    if (run == null) throw new JobNotFoundError(`no job ${id} on this daemon (lepton jobs lists them)`)
+    return run
+  }
+
+  get (id: string): JobDetail {
+    return this.find(id).detail()
+  }
+
+  async cancel (id: string): Promise<JobSummary> {
+    const run = this.find(id)
+    await run.cancel()
+    return run.summary()
+  }
+
+  /** Resolves when the job has ended. */
+  async wait (id: string): Promise<JobDetail> {
+    const run = this.find(id)
+    await run.ended()
+    return run.detail()
+  }
+}

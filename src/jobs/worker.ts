@@ -1,0 +1,306 @@
+/**
+ * The worker: hears task offers on gossip, bids to submitters it accepts when
+ * it has free slots, runs awarded tasks in the sandbox (code and input fetched
+ * by CID from the nearest holders), heartbeats its leases and sends results.
+ */
+import { TopicValidatorResult } from '@libp2p/gossipsub'
+import { CID } from 'multiformats/cid'
+import { OFFERS_TOPIC, TASKS_PROTOCOL, INLINE_OUTPUT_BYTES, TASK_MSG, judgeOffer, taskMessage } from '../market/index.ts'
+import { TaskChannel } from './channel.ts'
+import { HEARTBEAT_MS, MAX_MODULE_BYTES, MAX_PARTITION_BYTES } from './constants.ts'
+import { lineageKey, rawCid } from './lineage.ts'
+import type { Offer, TaskMessage } from '../market/index.ts'
+import type { Logger } from '../log.ts'
+import type { LeptonNode } from '../node/index.ts'
+import type { WorkerConfig } from '../repo/index.ts'
+import type { Sandbox, ModuleInfo, Runtime } from '../sandbox/index.ts'
+import type { Store } from '../store/index.ts'
+import type { Message } from '@libp2p/gossipsub'
+import type { PeerId, Stream } from '@libp2p/interface'
+
+export interface WorkerInit {
+  node: LeptonNode
+  store: Store
+  sandbox: Sandbox
+  config: WorkerConfig
+  log: Logger
+  openStream(peer: PeerId, protocol: string, signal?: AbortSignal): Promise<Stream>
+  /** Test hook: a lying worker changes its outputs here. */
+  tamper?(output: unknown, award: TaskMessage): unknown
+}
+
+/** What a task produced, ready to send. */
+export interface TaskOutcome {
+  ok: boolean
+  outputCid?: string
+  output?: Uint8Array
+  outputBytes?: number
+  error?: string
+  errorName?: string
+  elapsedMs: number
+}
+
+/** The RESULT message answering `award`. */
+export function resultMessage (award: TaskMessage, outcome: TaskOutcome, freeSlots: number): TaskMessage {
+  return taskMessage({
+    type: TASK_MSG.RESULT,
+    jobId: award.jobId,
+    task: award.task,
+    attempt: award.attempt,
+    ok: outcome.ok,
+    outputCid: outcome.outputCid == null ? undefined : CID.parse(outcome.outputCid).bytes,
+    output: outcome.output,
+    outputBytes: outcome.outputBytes ?? 0,
+    error: outcome.error ?? '',
+    errorName: outcome.errorName ?? '',
+    elapsedMs: outcome.elapsedMs,
+    freeSlots
+  })
+}
+
+interface Running {
+  controller: AbortController
+  jobId: string
+}
+
+/** Results kept for lineage hits (small outputs only). */
+const LINEAGE_CACHE_ENTRIES = 4096
+
+export class Worker {
+  private readonly init: WorkerInit
+  private readonly log: Logger
+  private readonly links = new Map<string, TaskChannel>()
+  private readonly connecting = new Set<string>()
+  private readonly lastSeq = new Map<string, number>()
+  private readonly code = new Map<string, { bytes: Uint8Array, info: ModuleInfo }>()
+  private readonly lineage = new Map<string, { outputCid: string, output: Uint8Array }>()
+  /** Input CIDs this worker fetched (for locality in bids). */
+  private readonly held = new Set<string>()
+  private readonly running = new Map<string, Running>()
+  private readonly waiting: Array<() => void> = []
+  private active = 0
+  private readonly shutdown = new AbortController()
+  private timer?: ReturnType<typeof setInterval>
+  /** Tasks run to completion (not lineage hits). */
+  executed = 0
+
+  constructor (init: WorkerInit) {
+    this.init = init
+    this.log = init.log
+    this.onMessage = this.onMessage.bind(this)
+  }
+
+  get slots (): number {
+    return this.init.config.slots
+  }
+
+  /** Slots not running or promised to a queued task. */
+  get freeSlots (): number {
+    return Math.max(0, this.slots - this.active - this.waiting.length)
+  }
+
+  start (): void {
+    const pubsub = this.init.node.services.pubsub
+    pubsub.topicValidators.set(OFFERS_TOPIC, (peer, msg) => this.validate(msg))
+    pubsub.subscribe(OFFERS_TOPIC)
+    pubsub.addEventListener('message', this.onMessage)
+    this.timer = setInterval(() => { this.heartbeat() }, HEARTBEAT_MS)
+    this.timer.unref()
+  }
+
+  stop (): void {
+    clearInterval(this.timer)
+    this.shutdown.abort(new Error('worker stopping'))
+    const pubsub = this.init.node.services.pubsub
+    pubsub.removeEventListener('message', this.onMessage)
+    pubsub.topicValidators.delete(OFFERS_TOPIC)
+    try {
+      pubsub.unsubscribe(OFFERS_TOPIC)
+    } catch {}
+    for (const link of this.links.values()) link.close()
+  }
+
+  private validate (msg: Message): TopicValidatorResult {
+    if (msg.type !== 'signed') return TopicValidatorResult.Reject
+    const { verdict } = judgeOffer(msg.data, this.lastSeq.get(msg.from.toString()), Date.now())
+    if (verdict === 'reject') return TopicValidatorResult.Reject
+    if (verdict === 'ignore') return TopicValidatorResult.Ignore
+    return TopicValidatorResult.Accept
+  }
+
+  private onMessage (evt: CustomEvent<Message>): void {
+    const msg = evt.detail
+    if (msg.topic !== OFFERS_TOPIC || msg.type !== 'signed') return
+    const { verdict, offer } = judgeOffer(msg.data, this.lastSeq.get(msg.from.toString()), Date.now())
+    if (verdict !== 'accept' || offer == null) return
+    this.lastSeq.set(msg.from.toString(), offer.seq)
+    this.consider(msg.from, offer)
+  }
+
+  /** Whether this worker runs tasks of `submitter` at all (the policy in its config). */
+  accepts (submitter: string, runtime: string): boolean {
+    const { accept, runtimes } = this.init.config
+    if (this.slots === 0 || !runtimes.includes(runtime as Runtime)) return false
+    return accept === 'any' || accept.includes(submitter)
+  }
+
+  private consider (submitter: PeerId, offer: Offer): void {
+    const key = `${submitter.toString()}/${offer.jobId}`
+    if (this.links.has(key) || this.connecting.has(key) || this.freeSlots === 0 || this.shutdown.signal.aborted) return
+    if (!this.accepts(submitter.toString(), offer.runtime)) return
+    const channelPromise = this.connect(submitter, offer, key)
+    channelPromise.catch(err => { this.log.debug('bid failed', { submitter: submitter.toString(), job: offer.jobId, err }) })
+  }
+
+  private async connect (submitter: PeerId, offer: Offer, key: string): Promise<void> {
+    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(10_000)])
+    // a second offer must not open a second stream while this one dials
+    this.connecting.add(key)
+    let channel: TaskChannel
+    try {
+      channel = new TaskChannel(await this.init.openStream(submitter, TASKS_PROTOCOL, signal))
+    } finally {
+      this.connecting.delete(key)
+    }
+    this.links.set(key, channel)
+    const held = offer.inputs.filter(c => this.held.has(CID.decode(c).toString()))
+    channel.attach({
+      onMessage: (msg) => { this.onTaskMessage(channel, submitter, msg) },
+      onClose: () => {
+        this.links.delete(key)
+        // leases end with the stream: stop what we run for that job
+        for (const [id, r] of this.running) if (r.jobId === offer.jobId && id.startsWith(`${submitter.toString()}/`)) r.controller.abort(new Error('submitter gone'))
+      }
+    })
+    channel.send(taskMessage({ type: TASK_MSG.BID, jobId: offer.jobId, slots: this.slots, freeSlots: this.freeSlots, held }))
+  }
+
+  private onTaskMessage (channel: TaskChannel, submitter: PeerId, msg: TaskMessage): void {
+    if (msg.type === TASK_MSG.AWARD) {
+      this.execute(submitter.toString(), msg).then(outcome => {
+        channel.send(resultMessage(msg, outcome, this.freeSlots))
+      }, (err: Error) => { this.log.debug('task failed unexpectedly', { err }) })
+    } else if (msg.type === TASK_MSG.CANCEL) {
+      this.cancel(submitter.toString(), msg.jobId, msg.task, msg.attempt)
+    } else if (msg.type === TASK_MSG.DONE) {
+      channel.close()
+    }
+  }
+
+  /** Stops a running copy (another copy won, or the job ended). */
+  cancel (submitter: string, jobId: string, task: number, attempt: number): void {
+    this.running.get(`${submitter}/${jobId}/${task}/${attempt}`)?.controller.abort(new Error('cancelled by the submitter'))
+  }
+
+  private heartbeat (): void {
+    for (const [key, channel] of this.links) {
+      const jobId = key.slice(key.indexOf('/') + 1)
+      const running: number[] = []
+      for (const [id, r] of this.running) if (r.jobId === jobId && id.startsWith(key.slice(0, key.indexOf('/') + 1))) running.push(Number(id.split('/')[3]))
+      channel.send(taskMessage({ type: TASK_MSG.HEARTBEAT, jobId, slots: this.slots, freeSlots: this.freeSlots, running: running.slice(0, 4096) }))
+    }
+  }
+
+  private async acquireSlot (signal: AbortSignal): Promise<void> {
+    if (this.active < this.slots) {
+      this.active++
+      return
+    }
+    await new Promise<void>((resolve, reject) => {
+      const go = (): void => { signal.removeEventListener('abort', onAbort); this.active++; resolve() }
+      const onAbort = (): void => {
+        const i = this.waiting.indexOf(go)
+        if (i >= 0) this.waiting.splice(i, 1)
+        reject(signal.reason)
+      }
+      this.waiting.push(go)
+      signal.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
+  private releaseSlot (): void {
+    this.active--
+    this.waiting.shift()?.()
+  }
+
+  /**
+   * Runs one awarded task (from a remote submitter, or this daemon's own
+   * jobs). Never throws: failures come back as an outcome with the error.
+   */
+  async execute (submitter: string, award: TaskMessage): Promise<TaskOutcome> {
+    const started = performance.now()
+    const id = `${submitter}/${award.jobId}/${award.task}/${award.attempt}`
+    const controller = new AbortController()
+    const signal = AbortSignal.any([controller.signal, this.shutdown.signal])
+    this.running.set(id, { controller, jobId: award.jobId })
+    try {
+      if (!this.accepts(submitter, award.runtime)) throw Object.assign(new Error(`this worker does not run ${award.runtime} tasks for ${submitter}`), { name: 'NotAcceptedError' })
+      await this.acquireSlot(signal)
+      try {
+        return { ...await this.run(award, signal), elapsedMs: performance.now() - started }
+      } finally {
+        this.releaseSlot()
+      }
+    } catch (err) {
+      const e = err as Error
+      return { ok: false, error: e.message, errorName: signal.aborted ? 'SandboxAbortedError' : e.name, elapsedMs: performance.now() - started }
+    } finally {
+      this.running.delete(id)
+    }
+  }
+
+  private async run (award: TaskMessage, signal: AbortSignal): Promise<Omit<TaskOutcome, 'elapsedMs'>> {
+    const codeCid = CID.decode(award.codeCid).toString()
+    const inputCid = award.inputCid.byteLength === 0 ? null : CID.decode(award.inputCid).toString()
+    const key = lineageKey(codeCid, inputCid, award.ctx)
+    const hit = this.lineage.get(key)
+    if (hit != null && this.init.tamper == null) return { ok: true, outputCid: hit.outputCid, output: hit.output, outputBytes: hit.output.byteLength }
+    const { bytes: code, info } = await this.module(codeCid, award.runtime as Runtime, signal)
+    const input = inputCid == null ? new Uint8Array(0) : await this.fetch(inputCid, MAX_PARTITION_BYTES, signal)
+    if (inputCid != null) this.held.add(inputCid)
+    const limits = { memoryMiB: Math.min(award.memoryMiB, this.init.config.memoryMiB), timeMs: Math.min(award.timeMs, this.init.config.timeMs) }
+    const ctx = JSON.parse(award.ctx) as { task: number, tasks: number, seed: number, args: Record<string, string> }
+    let value = await this.init.sandbox.run({ runtime: info.runtime, code, codeId: codeCid, fn: 'map', input, ctx, limits, signal })
+    // combine on the worker: only the combined value crosses the network
+    if (info.exports.includes('combine')) value = await this.init.sandbox.run({ runtime: 'js', code, codeId: codeCid, fn: 'combine', input: [value], limits, signal })
+    if (this.init.tamper != null) value = this.init.tamper(value, award)
+    const output = new TextEncoder().encode(JSON.stringify(value ?? null))
+    this.executed++
+    if (output.byteLength <= INLINE_OUTPUT_BYTES) {
+      const outputCid = rawCid(output).toString()
+      this.remember(key, outputCid, output)
+      return { ok: true, outputCid, output, outputBytes: output.byteLength }
+    }
+    const added = await this.init.store.add((async function * () { yield output })(), { signal })
+    return { ok: true, outputCid: added.cid, outputBytes: output.byteLength }
+  }
+
+  private remember (key: string, outputCid: string, output: Uint8Array): void {
+    this.lineage.set(key, { outputCid, output })
+    if (this.lineage.size > LINEAGE_CACHE_ENTRIES) this.lineage.delete(this.lineage.keys().next().value as string)
+  }
+
+  private async module (cid: string, runtime: Runtime, signal: AbortSignal): Promise<{ bytes: Uint8Array, info: ModuleInfo }> {
+    let entry = this.code.get(cid)
+    if (entry == null) {
+      const bytes = await this.fetch(cid, MAX_MODULE_BYTES, signal)
+      const info = await this.init.sandbox.inspect(runtime, bytes, cid)
+      entry = { bytes, info }
+      this.code.set(cid, entry)
+      if (this.code.size > 64) this.code.delete(this.code.keys().next().value as string)
+    }
+    return entry
+  }
+
+  /** A whole file by CID from the store (local or the nearest holders), at most `maxBytes`. */
+  async fetch (cid: string, maxBytes: number, signal: AbortSignal): Promise<Uint8Array> {
+    const chunks: Uint8Array[] = []
+    let size = 0
+    for await (const chunk of this.init.store.cat(CID.parse(cid), { signal, timeoutMs: 30_000 })) {
+      size += chunk.byteLength
+      if (size > maxBytes) throw new Error(`${cid} is larger than ${maxBytes} bytes`)
+      chunks.push(chunk)
+    }
+    return chunks.length === 1 ? chunks[0] as Uint8Array : Buffer.concat(chunks)
+  }
+}

@@ -358,21 +358,17 @@ export class JobRun {
     const workers = this.workerViews()
     const capacity = workers.reduce((n, w) => n + Math.max(0, w.capacity), 0)
     if (capacity <= 0) return
+    // copies of one task cannot share a worker, so look further than the capacity when verifying
+    const horizon = capacity * this.plan.verify
     const wanted: TaskView[] = []
     for (const task of this.tasks) {
       const n = this.copiesWanted(task)
       if (n === 0) continue
       const view: TaskView = { id: task.index, inputCid: task.inputCid, inputBytes: task.inputBytes, exclude: this.exclusions(task), failedOn: task.failedOn }
-      for (let i = 0; i < n && wanted.length < capacity; i++) wanted.push(view)
-      if (wanted.length >= capacity) break
+      for (let i = 0; i < n && wanted.length < horizon; i++) wanted.push(view)
+      if (wanted.length >= horizon) break
     }
-    const given = new Set<string>()
-    for (const a of assignTasks(wanted, workers)) {
-      const key = `${a.task}/${a.worker}`
-      if (given.has(key)) continue // two copies of one task never go to one worker
-      given.add(key)
-      this.award(this.tasks[a.task] as TaskRec, this.links.get(a.worker) as Link)
-    }
+    for (const a of assignTasks(wanted, workers)) this.award(this.tasks[a.task] as TaskRec, this.links.get(a.worker) as Link)
     if (wanted.length === 0) this.backups()
   }
 

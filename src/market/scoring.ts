@@ -75,17 +75,21 @@ export function workerCost (task: TaskView, worker: WorkerView, weights: Scoring
 
 /**
  * Greedy assignment: each task in order to the cheapest eligible worker with
- * capacity left (ties to the worker id, so the result is deterministic).
- * Tasks with no eligible worker are left out.
+ * capacity left (ties to the worker id, so the result is deterministic). A
+ * task listed twice (two copies wanted) goes to two different workers. Tasks
+ * with no eligible worker are left out.
  */
 export function assignTasks (tasks: readonly TaskView[], workers: readonly WorkerView[], weights: ScoringWeights = DEFAULT_WEIGHTS): Assignment[] {
   const left = new Map(workers.map(w => [w.id, { ...w }]))
   const out: Assignment[] = []
+  // copies of one task in this call go to distinct workers
+  const given = new Map<number, Set<string>>()
   for (const task of tasks) {
     let best: WorkerView | undefined
     let bestCost = Infinity
+    const already = given.get(task.id)
     for (const w of left.values()) {
-      if (w.capacity <= 0 || task.exclude.has(w.id)) continue
+      if (w.capacity <= 0 || task.exclude.has(w.id) || already?.has(w.id) === true) continue
       const cost = workerCost(task, w, weights)
       if (cost < bestCost || (cost === bestCost && best != null && w.id < best.id)) {
         best = w
@@ -94,6 +98,7 @@ export function assignTasks (tasks: readonly TaskView[], workers: readonly Worke
     }
     if (best == null) continue
     out.push({ task: task.id, worker: best.id })
+    given.set(task.id, (already ?? new Set()).add(best.id))
     best.capacity--
     best.load += 1 / Math.max(1, best.slots)
     if (task.inputCid != null) best.holds = new Set([...best.holds, task.inputCid])

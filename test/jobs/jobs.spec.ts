@@ -1,0 +1,68 @@
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { WORDCOUNT, corpus, startJobPeer, stopJobPeer, waitForMesh, wordcountLocal, writeModule } from './helpers.ts'
+import type { JobPeer } from './helpers.ts'
+
+describe('jobs across peers in one process', () => {
+  const peers: JobPeer[] = []
+  afterEach(async () => {
+    await Promise.all(peers.splice(0).map(async p => { await stopJobPeer(p) }))
+  })
+
+  async function mesh (workers: Array<Parameters<typeof startJobPeer>[0]>): Promise<JobPeer[]> {
+    const submitter = await startJobPeer({ slots: 0 })
+    peers.push(submitter)
+    const addr = submitter.node.getMultiaddrs()[0]?.toString() as string
+    for (const w of workers) peers.push(await startJobPeer({ ...w, bootstrap: [addr] }))
+    await waitForMesh(peers, peers.length - 1)
+    return peers
+  }
+
+  it('word count from a peer that runs no tasks equals a local run, on at least two workers', async () => {
+    const [submitter] = await mesh([{}, {}])
+    const s = submitter as JobPeer
+    const text = corpus(400_000)
+    const input = join(s.dir, 'corpus.txt')
+    await writeFile(input, text)
+    const module = await writeModule(s.dir, 'wordcount.js', WORDCOUNT)
+    const summary = await s.jobs.submit({ module, input, partitions: 8 })
+    const detail = await s.jobs.wait(summary.jobId)
+    expect(detail.error).toBeNull()
+    expect(detail.state).toBe('succeeded')
+    expect(detail.result).toEqual(wordcountLocal(text))
+    expect(detail.tasks.total).toBe(8)
+    expect(Object.keys(detail.workers)).not.toContain(s.node.peerId.toString())
+    expect(Object.keys(detail.workers).length).toBeGreaterThanOrEqual(2)
+  }, 60_000)
+
+  it('outvotes a lying worker with --verify 2, reports it and stops using it', async () => {
+    const [submitter, , , liar] = await mesh([{ slots: 1 }, { slots: 1 }, { slots: 1, tamper: () => ({ forged: true }) }])
+    const s = submitter as JobPeer
+    const text = corpus(60_000, 7)
+    const input = join(s.dir, 'corpus.txt')
+    await writeFile(input, text)
+    const module = await writeModule(s.dir, 'wordcount.js', WORDCOUNT)
+    const summary = await s.jobs.submit({ module, input, partitions: 6, verify: 2 })
+    const detail = await s.jobs.wait(summary.jobId)
+    expect(detail.state).toBe('succeeded')
+    expect(detail.result).toEqual(wordcountLocal(text))
+    const liarId = (liar as JobPeer).node.peerId.toString()
+    // with 6 tasks x 2 copies over 3 one-slot workers the liar gets work; it is caught on it
+    expect(detail.disagreements.length).toBeGreaterThanOrEqual(1)
+    expect(new Set(detail.disagreements.map(d => d.worker))).toEqual(new Set([liarId]))
+    expect(detail.workers[liarId]).toBeUndefined()
+    for (const t of detail.taskList) expect(t.doneBy).not.toContain(liarId)
+  }, 60_000)
+
+  it('fails a job whose task keeps throwing, with the task error, after the retries', async () => {
+    const [submitter] = await mesh([{}, {}])
+    const s = submitter as JobPeer
+    const module = await writeModule(s.dir, 'throws.js', 'export function map () { throw new Error("bad record 42") }\nexport function reduce (v) { return v }\n')
+    const summary = await s.jobs.submit({ module, tasks: 2, retries: 1 })
+    const detail = await s.jobs.wait(summary.jobId)
+    expect(detail.state).toBe('failed')
+    expect(detail.error).toMatch(/bad record 42/)
+    expect(detail.error).toMatch(/2 attempts/)
+  }, 60_000)
+})

@@ -1,0 +1,253 @@
+/**
+ * JavaScript tasks in V8 isolates (isolated-vm).
+ *
+ * - An isolate is warm for one (code id, memory cap): creating one costs
+ *   ~2.5-5 ms. Idle isolates wait in a small LRU; concurrent runs of the same
+ *   code each take their own isolate, so slots run in parallel on
+ *   isolated-vm's threads while the host's event loop stays free.
+ * - Every task gets a fresh context (~1 ms), so no global or module state
+ *   survives from one task to the next: an output depends only on the code,
+ *   the input and ctx. To keep that cost off the call path, an idle isolate
+ *   prepares the context for its next task in the background.
+ * - A run that hits a limit, or is aborted, disposes its isolate.
+ */
+import ivm from 'isolated-vm'
+import { BOOTSTRAP } from './js-bootstrap.ts'
+import { INSPECT_LIMITS, MIN_ISOLATE_MIB, REDUCE_SEED, TASK_FUNCTIONS, WATCHDOG_GRACE_MS } from './constants.ts'
+import { InvalidModuleError, MemoryLimitError, SandboxAbortedError, TaskFailedError, TimeLimitError } from './errors.ts'
+import type { ModuleInfo, RunRequest, TaskFunction, TaskLimits } from './index.ts'
+
+const FILENAME = 'file:///job.js'
+
+interface PreparedContext {
+  context: ivm.Context
+  module: ivm.Module
+  call: ivm.Reference<(fn: string, input: unknown, ctx: unknown, seed: number) => Promise<string>>
+  exports: TaskFunction[]
+}
+
+interface WarmIsolate {
+  key: string
+  isolate: ivm.Isolate
+  source: string
+  memoryMiB: number
+  cachedData?: ivm.ExternalCopy<ArrayBuffer>
+  /** The context for the next task, being prepared while the isolate is idle. */
+  next?: Promise<PreparedContext>
+}
+
+/** What ended a run, when the host ended it. */
+type Verdict = 'timeout' | 'aborted' | undefined
+
+export class JsRuntime {
+  private readonly idle: WarmIsolate[] = []
+  private readonly busy = new Set<WarmIsolate>()
+  private readonly maxIdle: number
+  private readonly reuseContexts: boolean
+  private readonly inflight = new Set<(why: Verdict) => void>()
+  private closed = false
+
+  constructor (maxIdle: number, reuseContexts: boolean) {
+    this.maxIdle = maxIdle
+    this.reuseContexts = reuseContexts
+  }
+
+  async run (req: RunRequest, source: string): Promise<unknown> {
+    const memoryMiB = Math.max(MIN_ISOLATE_MIB, req.limits.memoryMiB)
+    const warm = this.acquire(req.codeId, source, memoryMiB)
+    let verdict: Verdict
+    const stop = (why: Verdict): void => {
+      verdict ??= why
+      if (!warm.isolate.isDisposed) warm.isolate.dispose()
+    }
+    this.inflight.add(stop)
+    // isolated-vm's timeout covers synchronous execution; the watchdog also
+    // covers a promise that never settles
+    const watchdog = setTimeout(() => { stop('timeout') }, req.limits.timeMs + WATCHDOG_GRACE_MS)
+    const onAbort = (): void => { stop('aborted') }
+    req.signal?.addEventListener('abort', onAbort)
+    let healthy = false
+    try {
+      const prepared = await (warm.next ?? this.prepare(warm, req.limits))
+      warm.next = undefined
+      let tagged: string
+      try {
+        if (!prepared.exports.includes(req.fn)) {
+          throw new InvalidModuleError(`the module exports no ${req.fn}() function (it exports ${prepared.exports.join(', ')})`)
+        }
+        const input = req.fn === 'map' ? mapInput(req.input) : req.input
+        const ctx = req.fn === 'map' ? (req.ctx ?? { task: 0, tasks: 1, seed: 0, args: {} }) : undefined
+        const seed = req.fn === 'map' ? (ctx?.seed ?? 0) : REDUCE_SEED
+        tagged = await prepared.call.apply(undefined, [req.fn, input, ctx, seed], {
+          arguments: { copy: true },
+          result: { copy: true, promise: true },
+          timeout: req.limits.timeMs
+        })
+      } catch (err) {
+        releaseContext(prepared)
+        throw err
+      }
+      // fresh: the context is thrown away; reused: it serves the next task
+      if (this.reuseContexts) warm.next = Promise.resolve(prepared)
+      else releaseContext(prepared)
+      healthy = !isAllocationFailure(tagged)
+      return decode(tagged, req.fn, memoryMiB)
+    } catch (err) {
+      throw classify(err, verdict, warm.isolate, req.limits, memoryMiB)
+    } finally {
+      clearTimeout(watchdog)
+      this.inflight.delete(stop)
+      req.signal?.removeEventListener('abort', onAbort)
+      this.release(warm, healthy, req.limits)
+    }
+  }
+
+  async inspect (codeId: string, source: string): Promise<ModuleInfo> {
+    const limits = INSPECT_LIMITS
+    const warm = this.acquire(codeId, source, limits.memoryMiB)
+    let healthy = false
+    try {
+      const prepared = await (warm.next ?? this.prepare(warm, limits))
+      warm.next = Promise.resolve(prepared) // the next run on this isolate uses it
+      healthy = true
+      return { runtime: 'js', exports: prepared.exports }
+    } catch (err) {
+      throw classify(err, undefined, warm.isolate, limits, limits.memoryMiB)
+    } finally {
+      this.release(warm, healthy, limits)
+    }
+  }
+
+  close (): void {
+    this.closed = true
+    for (const stop of this.inflight) stop('aborted')
+    for (const warm of [...this.idle, ...this.busy]) dispose(warm)
+    this.idle.length = 0
+    this.busy.clear()
+  }
+
+  /** Warm isolates (idle + busy), for tests and the bench. */
+  get isolates (): number {
+    return this.idle.length + this.busy.size
+  }
+
+  private acquire (codeId: string, source: string, memoryMiB: number): WarmIsolate {
+    const key = `${memoryMiB}:${codeId}`
+    // most recently used first: its context is the likeliest to be ready
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      const warm = this.idle[i] as WarmIsolate
+      if (warm.key === key && warm.source === source) {
+        this.idle.splice(i, 1)
+        this.busy.add(warm)
+        return warm
+      }
+    }
+    const warm: WarmIsolate = { key, source, memoryMiB, isolate: new ivm.Isolate({ memoryLimit: memoryMiB }) }
+    this.busy.add(warm)
+    return warm
+  }
+
+  private release (warm: WarmIsolate, healthy: boolean, limits: TaskLimits): void {
+    this.busy.delete(warm)
+    if (!healthy || this.closed || warm.isolate.isDisposed) {
+      dispose(warm)
+      return
+    }
+    this.idle.push(warm)
+    while (this.idle.length > this.maxIdle) dispose(this.idle.shift() as WarmIsolate)
+    if (warm.next == null) {
+      const next = this.prepare(warm, limits)
+      // a failure here (top level threw, isolate disposed) resurfaces at the next run
+      next.catch(() => {})
+      warm.next = next
+    }
+  }
+
+  private async prepare (warm: WarmIsolate, limits: TaskLimits): Promise<PreparedContext> {
+    const { isolate } = warm
+    const context = await isolate.createContext()
+    try {
+      const bind = await context.evalClosure(BOOTSTRAP, [], { result: { reference: true } })
+      let module: ivm.Module
+      try {
+        module = await isolate.compileModule(warm.source, warm.cachedData != null
+          ? { filename: FILENAME, cachedData: warm.cachedData }
+          : { filename: FILENAME, produceCachedData: true })
+      } catch (err) {
+        throw new InvalidModuleError(`the module does not compile: ${(err as Error).message}`)
+      }
+      const produced = (module as ivm.Module & ivm.CachedDataResult).cachedData
+      if (warm.cachedData == null && produced != null) warm.cachedData = produced
+      if (module.dependencySpecifiers.length > 0) {
+        throw new InvalidModuleError(`the module imports ${module.dependencySpecifiers.map(s => `'${s}'`).join(', ')}: a job module may import nothing; bundle what it needs into one file`)
+      }
+      await module.instantiate(context, (specifier) => { throw new InvalidModuleError(`cannot import '${specifier}'`) })
+      try {
+        await module.evaluate({ timeout: limits.timeMs, promise: true })
+      } catch (err) {
+        if (isolate.isDisposed || /timed out/i.test((err as Error).message)) throw err
+        throw new InvalidModuleError(`the module's top level threw: ${(err as Error).message}`)
+      }
+      const kinds = await context.evalClosure(
+        `const out = {}; for (const n of ${JSON.stringify(TASK_FUNCTIONS)}) out[n] = typeof $0[n]; return JSON.stringify(out)`,
+        [module.namespace.derefInto()], { result: { copy: true } })
+      const types = JSON.parse(kinds as string) as Record<string, string>
+      const exports = TASK_FUNCTIONS.filter(name => types[name] === 'function')
+      if (!exports.includes('map')) {
+        throw new InvalidModuleError('the module exports no map() function: a job module is ESM text with `export function map (input, ctx) { ... }`, `export function reduce (values) { ... }` and optionally combine')
+      }
+      const call = await bind.apply(undefined, [module.namespace.derefInto()], { result: { reference: true } }) as PreparedContext['call']
+      bind.release()
+      return { context, module, call, exports }
+    } catch (err) {
+      context.release()
+      throw err
+    }
+  }
+}
+
+function releaseContext (prepared: PreparedContext): void {
+  prepared.call.release()
+  prepared.module.release()
+  prepared.context.release()
+}
+
+function dispose (warm: WarmIsolate): void {
+  warm.next = undefined
+  if (!warm.isolate.isDisposed) warm.isolate.dispose()
+}
+
+/** map's input: text when the partition is valid UTF-8, else the bytes. */
+function mapInput (input: Uint8Array | unknown[]): string | Uint8Array {
+  if (!(input instanceof Uint8Array)) throw new TypeError('map takes the partition bytes as a Uint8Array')
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(input)
+  } catch {
+    return input
+  }
+}
+
+const ALLOCATION_FAILED = 'Array buffer allocation failed'
+
+function isAllocationFailure (tagged: string): boolean {
+  return tagged.startsWith('e') && tagged.includes(ALLOCATION_FAILED)
+}
+
+function decode (tagged: string, fn: TaskFunction, memoryMiB: number): unknown {
+  if (tagged.startsWith('o')) return JSON.parse(tagged.slice(1))
+  const { message, where } = JSON.parse(tagged.slice(1)) as { message: string, where?: string }
+  // large ArrayBuffers are allocated outside the heap: over the cap, the
+  // allocation throws in the task instead of ending the isolate
+  if (message === ALLOCATION_FAILED) throw new MemoryLimitError(memoryMiB, 'ArrayBuffer allocation refused')
+  throw new TaskFailedError(`${fn}() failed: ${message}${where != null ? ` (${where})` : ''}`)
+}
+
+function classify (err: unknown, verdict: Verdict, isolate: ivm.Isolate, limits: TaskLimits, memoryMiB: number): Error {
+  if (verdict === 'aborted') return new SandboxAbortedError()
+  if (verdict === 'timeout') return new TimeLimitError(limits.timeMs)
+  if (err instanceof InvalidModuleError || err instanceof TaskFailedError || err instanceof MemoryLimitError) return err
+  const message = err instanceof Error ? err.message : String(err)
+  if (/timed out/i.test(message)) return new TimeLimitError(limits.timeMs)
+  if (/memory limit/i.test(message) || isolate.isDisposed) return new MemoryLimitError(memoryMiB)
+  return new TaskFailedError(message)
+}

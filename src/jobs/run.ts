@@ -52,6 +52,8 @@ interface TaskRec {
   doneBy: string[]
   finishedInRun: number | null
   cached: boolean
+  /** false while its done record is on its way to disk: shown as running until then. */
+  durable?: boolean
   durationMs?: number
 }
 
@@ -320,7 +322,9 @@ export class JobRun {
     task.copies.clear()
     for (const w of by) this.ctx.recordOutcome(w, true)
     this.ctx.lineage.set(task.key, { outputCid, output })
+    task.durable = false
     await this.ctx.journal.append({ t: 'done', task: task.index, cid: outputCid, out: output == null ? undefined : Buffer.from(output).toString('base64'), by, run: this.ctx.runNumber, cached: cached || undefined })
+    task.durable = true
     for (const [cid, voters] of task.votes) {
       if (cid === outputCid) continue
       for (const w of voters) await this.caught(task, w, cid, outputCid)
@@ -512,7 +516,7 @@ export class JobRun {
     const counts = { total: this.tasks.length, done: 0, running: 0, pending: 0, failed: 0, runs: 0, cached: 0 }
     const workers: Record<string, number> = {}
     for (const t of this.tasks) {
-      counts[t.state]++
+      counts[t.durable === false ? 'running' : t.state]++
       counts.runs += t.runs
       if (t.cached) counts.cached++
       for (const w of t.doneBy) workers[w] = (workers[w] ?? 0) + 1
@@ -534,7 +538,7 @@ export class JobRun {
   detail (): JobDetail {
     const taskList: TaskInfo[] = this.tasks.map(t => ({
       index: t.index,
-      state: t.state,
+      state: t.durable === false ? 'running' : t.state,
       inputCid: t.inputCid,
       outputCid: t.outputCid,
       running: [...t.copies.keys()],

@@ -3,6 +3,7 @@
  * measured in the same run on this machine, as a ratio.
  *
  *   store    add vs sha256; two-process fetch vs one raw libp2p stream; 3-provider fetch
+ *   jobs     dispatch of 1000 no-op tasks (tasks/s, ms/task); 2-worker speedup vs one process
  *   routing  mean E = (T0 - T) / T0 of chosen routes vs the best one-hop E on the ground truth
  */
 import { spawn } from 'node:child_process'
@@ -17,6 +18,7 @@ import type { LeptonNode } from '../src/node/index.ts'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { RAW_PROTOCOL } from './bench/raw-peer.ts'
 import { LocalMesh, watchRss } from './local-mesh.ts'
+import { benchJobs } from './bench/jobs.ts'
 
 const MIB = 1024 * 1024
 const rate = (bytes: number, ms: number): number => bytes / MIB / (ms / 1000)
@@ -169,7 +171,7 @@ async function benchRouting (): Promise<void> {
   }
 }
 
-const suites: Record<string, () => Promise<void>> = { store: benchStore, routing: benchRouting }
+const suites: Record<string, () => Promise<void>> = { store: benchStore, routing: benchRouting, jobs: benchJobs }
 const wanted = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(suites)
 console.log(`lepton bench ${new Date().toISOString()} node ${process.version}`)
 for (const name of wanted) {

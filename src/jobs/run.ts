@@ -30,6 +30,8 @@ interface Copy {
   attempt: number
   worker: string
   startedMs: number
+  /** performance.now() when the award went out. */
+  sentAt: number
 }
 
 interface TaskRec {
@@ -54,7 +56,10 @@ interface TaskRec {
   cached: boolean
   /** false while its done record is on its way to disk: shown as running until then. */
   durable?: boolean
+  /** Worker-side time of the first good result (fetch + run), ms. */
   durationMs?: number
+  /** Award sent to first good result back, on this submitter, ms. */
+  latencyMs?: number
 }
 
 export interface LineageEntry {
@@ -263,6 +268,7 @@ export class JobRun {
         return
       }
       task.durationMs ??= msg.elapsedMs
+      task.latencyMs ??= performance.now() - copy.sentAt
       let voters = task.votes.get(outputCid)
       if (voters == null) {
         voters = new Set()
@@ -397,7 +403,7 @@ export class JobRun {
 
   private award (task: TaskRec, link: Link): void {
     const attempt = ++task.attempts
-    const copy: Copy = { task: task.index, attempt, worker: link.id, startedMs: Date.now() }
+    const copy: Copy = { task: task.index, attempt, worker: link.id, startedMs: Date.now(), sentAt: performance.now() }
     task.copies.set(link.id, copy)
     task.state = 'running'
     link.outstanding.set(`${task.index}/${attempt}`, copy)
@@ -547,7 +553,9 @@ export class JobRun {
       failures: t.failures,
       errors: t.errors.slice(-5),
       finishedInRun: t.finishedInRun,
-      cached: t.cached
+      cached: t.cached,
+      latencyMs: t.latencyMs == null ? null : Math.round(t.latencyMs * 1000) / 1000,
+      workerMs: t.durationMs == null ? null : Math.round(t.durationMs * 1000) / 1000
     }))
     return { ...this.summary(), result: this.result, verify: this.plan.verify, taskList, disagreements: this.disagreements }
   }

@@ -97,6 +97,10 @@ export interface TaskInfo {
   /** Daemon run (0 = first, 1 = after the first restart...) in which it finished. */
   finishedInRun: number | null
   cached: boolean
+  /** Award sent to first good result received, on the submitter, ms (null if not run in this daemon run). */
+  latencyMs: number | null
+  /** Time the worker spent on it (fetching code and input, running), ms. */
+  workerMs: number | null
 }
 
 export interface Disagreement {

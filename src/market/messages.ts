@@ -123,6 +123,11 @@ export function taskMessage (fields: Partial<TaskMessage> & { type: number }): T
     error: '',
     errorName: '',
     elapsedMs: 0,
-    ...fields
+    ...definedOnly(fields)
   }
+}
+
+/** Fields given as undefined keep their defaults (as they would after a trip over the wire). */
+function definedOnly<T extends object> (fields: T): Partial<T> {
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as Partial<T>
 }

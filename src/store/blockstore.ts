@@ -1,112 +1,104 @@
 /**
- * Blocks on disk: blocks/<2-char shard>/<cid>. Each file is one byte of codec
- * (raw or DEFLATE) and the block in that form. Writes go to blocks/tmp, are
- * fsynced and renamed into place, so a crash never leaves a partial block under
- * a CID. Every read is hashed against its CID; a corrupt file is removed.
+ * Blocks on disk: pack files (blocks/packs/<n>.pack) hold the stored payloads
+ * of many blocks back to back; an append-only index log (blocks/index.log)
+ * says where each CID lies and in which codec. The blocks of one import or one
+ * fetch go to the batch's own pack; committing the batch makes the pack
+ * durable (one fsync), then appends and fsyncs the index records. A block is
+ * visible only once its record is durable, so a crash leaves at worst a pack
+ * nobody points to, removed at the next open. Every read is hashed against its
+ * CID; a corrupt block is dropped from the index. gc's deletes are records too;
+ * `compact` rewrites packs that are mostly dead.
  */
-import { createHash } from 'node:crypto'
-import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, readdir, rename, rm, stat, truncate, writeFile, open as openFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { deflateRawSync, inflateRawSync } from 'node:zlib'
 import { CID } from 'multiformats/cid'
-import { BLOCKSTORE_VERSION, CODEC_DEFLATE, CODEC_RAW, COMPRESS_MAX_ENTROPY, COMPRESS_MAX_RATIO, COMPRESS_MIN_BYTES, COMPRESS_SAMPLE_BYTES, MAX_BLOCK_BYTES } from './constants.ts'
+import { BLOCKSTORE_VERSION, COMPACT_MIN_LIVE, INDEX_LOG_MAX_RECORDS_PER_BLOCK, INDEX_LOG_SLACK_RECORDS, PACK_MAX_BYTES, PACK_READ_HANDLES } from './constants.ts'
 import { BlockNotFoundError, CorruptBlockError, DiskFullError, StoreVersionError, UnsupportedHashError } from './errors.ts'
+import { RECORD_DEL, RECORD_PUT, decodeRecords, encodeRecords } from './pack-log.ts'
+import { PackReaders, PackSegment, syncDir } from './packs.ts'
+import { contiguous, decodeStored, encodeStored, verifyBlock } from './stored-form.ts'
+import type { IndexRecord, PackEntry } from './pack-log.ts'
+import type { StoredBlock } from './stored-form.ts'
 import type { AbortOptions } from '@libp2p/interface'
-import type { Uint8ArrayList } from 'uint8arraylist'
 import type { Blockstore, InputPair, Pair } from 'interface-blockstore'
+import type { FileHandle } from 'node:fs/promises'
 
-const SHA2_256 = 0x12
-const IDENTITY = 0x00
-
-/**
- * A block as stored (and as sent on the wire): codec byte and payload. Off the
- * wire the payload is the list of chunks it arrived in, so it is never copied.
- */
-export interface StoredBlock {
-  codec: number
-  payload: Uint8Array | Uint8ArrayList
-}
-
-/** One contiguous buffer (copies only a multi-chunk list). */
-export function contiguous (bytes: Uint8Array | Uint8ArrayList): Uint8Array {
-  return bytes instanceof Uint8Array ? bytes : bytes.subarray()
-}
-
-/** Hashes `bytes` and throws CorruptBlockError unless they match `cid`. */
-export function verifyBlock (cid: CID, bytes: Uint8Array | Uint8ArrayList): void {
-  const { code, digest } = cid.multihash
-  if (code === SHA2_256) {
-    const hash = createHash('sha256')
-    if (bytes instanceof Uint8Array) hash.update(bytes)
-    else for (const chunk of bytes) hash.update(chunk)
-    const actual = hash.digest()
-    if (actual.length === digest.length && actual.equals(digest)) return
-  } else if (code === IDENTITY) {
-    if (Buffer.from(digest).equals(contiguous(bytes))) return
-  } else {
-    throw new UnsupportedHashError(`block ${cid.toString()} uses multihash 0x${code.toString(16)}; lepton verifies sha2-256 only`)
-  }
-  throw new CorruptBlockError(`block ${cid.toString()} does not match its hash`)
-}
-
-/**
- * Shannon entropy of a sample in bits per byte. Random or already-compressed
- * data is near 8; text is around 4-5. Costs a few microseconds, where deflating
- * a sample of incompressible data costs a hundred times more.
- */
-export function sampleEntropy (sample: Uint8Array): number {
-  const counts = new Uint32Array(256)
-  for (let i = 0; i < sample.length; i++) counts[sample[i] as number] = (counts[sample[i] as number] as number) + 1
-  let bits = 0
-  for (let i = 0; i < 256; i++) {
-    const c = counts[i] as number
-    if (c === 0) continue
-    const p = c / sample.length
-    bits -= p * Math.log2(p)
-  }
-  return bits
-}
-
-/**
- * Chooses the stored form: DEFLATE only where it saves at least 10%. A block
- * whose sample looks random is stored as it is without trying.
- */
-export function encodeStored (bytes: Uint8Array): StoredBlock {
-  if (bytes.byteLength >= COMPRESS_MIN_BYTES && sampleEntropy(bytes.subarray(0, COMPRESS_SAMPLE_BYTES)) <= COMPRESS_MAX_ENTROPY) {
-    const packed = deflateRawSync(bytes, { level: 1 })
-    if (packed.byteLength <= bytes.byteLength * COMPRESS_MAX_RATIO) return { codec: CODEC_DEFLATE, payload: packed }
-  }
-  return { codec: CODEC_RAW, payload: bytes }
-}
-
-/** The block's bytes from its stored form (not yet verified). */
-export function decodeStored (stored: StoredBlock): Uint8Array | Uint8ArrayList {
-  if (stored.codec === CODEC_RAW) return stored.payload
-  if (stored.codec === CODEC_DEFLATE) return inflateRawSync(contiguous(stored.payload), { maxOutputLength: MAX_BLOCK_BYTES })
-  throw new CorruptBlockError(`unknown block codec ${stored.codec}`)
-}
+export { contiguous, decodeStored, encodeStored, encodeStoredAsync, sampleEntropy, verifyBlock } from './stored-form.ts'
+export type { StoredBlock } from './stored-form.ts'
 
 export interface DiskBlockstoreEvents {
   /** A block on disk failed verification and was removed. */
   onCorrupt?(cid: CID): void
 }
 
-export class DiskBlockstore implements Blockstore {
+/** What a fetch or an import writes through: the store itself, or a batch. */
+export interface BlockTarget {
+  has(cid: CID): Promise<boolean>
+  getBytes(cid: CID): Promise<Uint8Array>
+  putStored(cid: CID, stored: StoredBlock): Promise<void>
+}
+
+interface PackStats {
+  sizeBytes: number
+  liveBytes: number
+  liveBlocks: number
+}
+
+export interface CompactResult {
+  packsRewritten: number
+  packsRemoved: number
+  /** Pack bytes deleted minus pack bytes written. */
+  freedBytes: number
+}
+
+const keyOf = (cid: CID): string => cid.toV1().toString()
+const sameEntry = (a: PackEntry | undefined, b: PackEntry): boolean => a != null && a.pack === b.pack && a.offset === b.offset && a.length === b.length
+const PACK_NAME = /^(\d+)\.pack$/
+
+function diskFull (err: unknown, what: string): unknown {
+  return (err as NodeJS.ErrnoException).code === 'ENOSPC' ? new DiskFullError(`no space left on device while storing ${what}`) : err
+}
+
+export class DiskBlockstore implements Blockstore, BlockTarget {
   readonly dir: string
-  private readonly tmpDir: string
+  private readonly packDir: string
+  private readonly logPath: string
   private readonly events: DiskBlockstoreEvents
-  private tmpCounter = 0
-  /** Shard folders known to exist. */
-  private readonly shards = new Set<string>()
+  /**
+   * CID (base32 v1) -> where it lies. ~150-200 bytes of heap per block (key
+   * string, entry object, map slot): a million blocks (256 GiB of 256 KiB
+   * leaves) take ~150-200 MiB.
+   */
+  private readonly index = new Map<string, PackEntry>()
+  private readonly packs = new Map<number, PackStats>()
+  private readonly readers: PackReaders
+  private nextPack = 1
+  private log?: FileHandle
+  private logBytes = 0
+  private logRecords = 0
+  /** Index changes (commit, delete) run one at a time, in log order. */
+  private logTurn: Promise<unknown> = Promise.resolve()
 
   constructor (dir: string, events: DiskBlockstoreEvents = {}) {
     this.dir = dir
-    this.tmpDir = join(dir, 'tmp')
+    this.packDir = join(dir, 'packs')
+    this.logPath = join(dir, 'index.log')
     this.events = events
+    this.readers = new PackReaders(pack => this.packPath(pack), PACK_READ_HANDLES)
   }
 
-  /** Creates the layout or checks its version; clears writes a crash left half done. */
+  private packPath (pack: number): string {
+    return join(this.packDir, `${pack}.pack`)
+  }
+
+  /**
+   * Creates the layout or checks its version; replays the index log (cutting
+   * a torn tail); removes packs no committed record points to.
+   */
   async open (): Promise<void> {
+    await this.close()
+    this.index.clear()
+    this.packs.clear()
     await mkdir(this.dir, { recursive: true })
     const versionFile = join(this.dir, 'VERSION')
     let version: number
@@ -116,25 +108,203 @@ export class DiskBlockstore implements Blockstore {
       await writeFile(versionFile, `${BLOCKSTORE_VERSION}\n`)
       version = BLOCKSTORE_VERSION
     }
+    if (version === 1) {
+      throw new StoreVersionError(`blockstore ${this.dir} has format version 1 (one file per block); this lepton reads version ${BLOCKSTORE_VERSION} (pack files) and does not convert it. Move the folder aside (e.g. to ${this.dir}.v1) to start an empty store, then add or fetch the content again`)
+    }
     if (version !== BLOCKSTORE_VERSION) {
       throw new StoreVersionError(`blockstore ${this.dir} has format version ${version}; this lepton reads version ${BLOCKSTORE_VERSION}`)
     }
-    await rm(this.tmpDir, { recursive: true, force: true })
-    await mkdir(this.tmpDir, { recursive: true })
+    await mkdir(this.packDir, { recursive: true })
+
+    const log = await readFile(this.logPath).catch(() => Buffer.alloc(0))
+    const { records, validBytes } = decodeRecords(log)
+    if (validBytes < log.byteLength) await truncate(this.logPath, validBytes) // a torn record from a crash
+    for (const r of records) {
+      const key = CID.decode(r.cid).toString()
+      if (r.type === RECORD_PUT) this.index.set(key, r.entry as PackEntry)
+      else this.index.delete(key)
+    }
+    this.logBytes = validBytes
+    this.logRecords = records.length
+
+    const files = new Map<number, number>()
+    for (const name of await readdir(this.packDir)) {
+      const m = PACK_NAME.exec(name)
+      if (m == null) {
+        await rm(join(this.packDir, name), { force: true })
+        continue
+      }
+      const pack = Number(m[1])
+      files.set(pack, (await stat(join(this.packDir, name))).size)
+      this.nextPack = Math.max(this.nextPack, pack + 1)
+    }
+    let dropped = 0
+    for (const [key, entry] of this.index) {
+      this.nextPack = Math.max(this.nextPack, entry.pack + 1)
+      const size = files.get(entry.pack)
+      if (size == null || entry.offset + entry.length > size) {
+        // its pack is gone (e.g. deleted after a delete record that was not yet durable)
+        this.index.delete(key)
+        dropped++
+        continue
+      }
+      this.account(entry, 1, size)
+    }
+    for (const pack of files.keys()) {
+      if (!this.packs.has(pack)) await rm(this.packPath(pack), { force: true }) // never committed, or dead
+    }
+    if (dropped > 0 || this.logNeedsRewrite()) await this.rewriteLog()
+    this.log = await openFile(this.logPath, 'a', 0o644)
+    if (this.logBytes === 0) await syncDir(this.dir)
   }
 
-  private pathOf (cid: CID): string {
-    const key = cid.toV1().toString()
-    return join(this.dir, key.slice(-3, -1), key)
+  /** Closes the log and the read handles. Batches must be finished first. */
+  async close (): Promise<void> {
+    await this.logTurn
+    this.readers.closeAll()
+    const log = this.log
+    this.log = undefined
+    await log?.close()
+  }
+
+  /** Adds (sign 1) or removes (sign -1) an entry's bytes from its pack's stats. */
+  private account (entry: PackEntry, sign: 1 | -1, sizeBytes = 0): void {
+    let stats = this.packs.get(entry.pack)
+    if (stats == null) {
+      stats = { sizeBytes, liveBytes: 0, liveBlocks: 0 }
+      this.packs.set(entry.pack, stats)
+    }
+    stats.liveBytes += sign * entry.length
+    stats.liveBlocks += sign
+  }
+
+  /** Runs `fn` when every earlier index change has finished. */
+  private async inTurn<T> (fn: () => Promise<T>): Promise<T> {
+    const run = this.logTurn.then(fn)
+    this.logTurn = run.catch(() => {})
+    return await run
+  }
+
+  /** Appends records (in a turn); on failure cuts the log back so no torn record stays. */
+  private async appendLog (records: IndexRecord[], sync: boolean): Promise<void> {
+    const log = this.log
+    if (log == null) throw new Error(`blockstore ${this.dir} is not open`)
+    const bytes = encodeRecords(records)
+    try {
+      let done = 0
+      while (done < bytes.byteLength) done += (await log.write(bytes, done)).bytesWritten
+      if (sync) await log.datasync()
+    } catch (err) {
+      await log.truncate(this.logBytes).catch(() => {})
+      throw err
+    }
+    this.logBytes += bytes.byteLength
+    this.logRecords += records.length
+  }
+
+  private logNeedsRewrite (): boolean {
+    return this.logRecords > this.index.size * INDEX_LOG_MAX_RECORDS_PER_BLOCK + INDEX_LOG_SLACK_RECORDS
+  }
+
+  /** Replaces the log with one PUT per live block (temp file, fsync, rename). */
+  private async rewriteLog (): Promise<void> {
+    const records: IndexRecord[] = []
+    for (const [key, entry] of this.index) records.push({ type: RECORD_PUT, cid: CID.parse(key).bytes, entry })
+    const bytes = encodeRecords(records)
+    const tmp = `${this.logPath}.tmp`
+    const handle = await openFile(tmp, 'w', 0o644)
+    try {
+      await handle.writeFile(bytes)
+      await handle.datasync()
+    } finally {
+      await handle.close()
+    }
+    const reopen = this.log != null
+    await this.log?.close()
+    await rename(tmp, this.logPath)
+    await syncDir(this.dir)
+    this.logBytes = bytes.byteLength
+    this.logRecords = records.length
+    if (reopen) this.log = await openFile(this.logPath, 'a', 0o644)
+  }
+
+  /** A new pack for a batch. */
+  newSegment (): PackSegment {
+    const pack = this.nextPack++
+    return new PackSegment(pack, this.packPath(pack))
+  }
+
+  /**
+   * Makes a segment's blocks visible: pack fsynced first, then its records
+   * appended and fsynced. A compaction copy is committed only if the block
+   * has not moved or gone meanwhile.
+   */
+  async commitSegment (segment: PackSegment): Promise<void> {
+    try {
+      await segment.sync()
+      if (segment.items.length === 0) {
+        await rm(segment.path, { force: true })
+        return
+      }
+      await syncDir(this.packDir)
+      await this.inTurn(async () => {
+        const items = segment.items.filter(i => i.replaces == null || sameEntry(this.index.get(i.key), i.replaces))
+        if (items.length === 0) {
+          await rm(segment.path, { force: true })
+          return
+        }
+        await this.appendLog(items.map(i => ({ type: RECORD_PUT, cid: i.cid.toV1().bytes, entry: i.entry })), true)
+        this.packs.set(segment.pack, { sizeBytes: segment.sizeBytes, liveBytes: 0, liveBlocks: 0 })
+        for (const i of items) {
+          const old = this.index.get(i.key)
+          if (old != null) this.account(old, -1)
+          this.index.set(i.key, i.entry)
+          this.account(i.entry, 1)
+        }
+      })
+    } catch (err) {
+      await rm(segment.path, { force: true })
+      throw diskFull(err, `blocks in ${segment.path}`)
+    }
+  }
+
+  async discardSegment (segment: PackSegment): Promise<void> {
+    await segment.discard()
+    this.readers.forget(segment.pack)
+    await rm(segment.path, { force: true })
+  }
+
+  /** A batch of writes: one pack (per 64 MiB), one fsync, visible at commit. */
+  batch (): BlockBatch {
+    return new BlockBatch(this)
+  }
+
+  /**
+   * Runs `fn` with a batch and commits it. On failure the blocks written so
+   * far are committed all the same (a fetch resumes from them), except on a
+   * full disk, where the batch's uncommitted pack is removed.
+   */
+  async writeBatch<T> (fn: (batch: BlockBatch) => Promise<T>): Promise<T> {
+    const batch = this.batch()
+    let result: T
+    try {
+      result = await fn(batch)
+    } catch (err) {
+      if (err instanceof DiskFullError) await batch.abort()
+      else await batch.commit().catch(async () => { await batch.abort() })
+      throw err
+    }
+    await batch.commit()
+    return result
   }
 
   async has (cid: CID): Promise<boolean> {
-    try {
-      await stat(this.pathOf(cid))
-      return true
-    } catch {
-      return false
-    }
+    return this.index.has(keyOf(cid))
+  }
+
+  /** Synchronous presence check (batches use it to skip blocks already here). */
+  hasKey (key: string): boolean {
+    return this.index.has(key)
   }
 
   async put (cid: CID, bytes: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>, options?: AbortOptions): Promise<CID> {
@@ -144,52 +314,61 @@ export class DiskBlockstore implements Blockstore {
     return cid
   }
 
-  /** Stores a block already in stored form (e.g. as it came off the wire, verified by the caller). */
+  /** Stores one block (verified by the caller) in a batch of its own: prefer a batch for many. */
   async putStored (cid: CID, stored: StoredBlock, _options?: AbortOptions): Promise<void> {
-    // no existence check first: the same CID always has the same bytes, and rename replaces atomically
-    const file = this.pathOf(cid)
-    const tmp = join(this.tmpDir, `${process.pid}-${this.tmpCounter++}`)
-    try {
-      const handle = await open(tmp, 'w', 0o644)
-      try {
-        await handle.writev([Uint8Array.of(stored.codec), ...(stored.payload instanceof Uint8Array ? [stored.payload] : stored.payload)])
-        await handle.sync()
-      } finally {
-        await handle.close()
-      }
-      const shard = join(file, '..')
-      if (!this.shards.has(shard)) {
-        await mkdir(shard, { recursive: true })
-        this.shards.add(shard)
-      }
-      await rename(tmp, file)
-    } catch (err) {
-      await rm(tmp, { force: true })
-      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new DiskFullError(`no space left on device while storing block ${cid.toString()}`)
-      throw err
-    }
+    if (this.hasKey(keyOf(cid))) return
+    await this.writeBatch(async batch => { await batch.putStored(cid, stored) })
   }
 
   /** The stored form, verified against the CID. */
   async getStored (cid: CID): Promise<StoredBlock> {
-    const file = this.pathOf(cid)
-    let raw: Buffer
-    try {
-      raw = await readFile(file)
-    } catch {
-      throw new BlockNotFoundError(`block ${cid.toString()} is not in the local store`)
+    const key = keyOf(cid)
+    for (let attempt = 0; ; attempt++) {
+      const entry = this.index.get(key)
+      if (entry == null) throw new BlockNotFoundError(`block ${cid.toString()} is not in the local store`)
+      let payload: Buffer
+      try {
+        payload = await this.readers.read(entry.pack, entry.offset, entry.length)
+      } catch (err) {
+        // moved by a compaction while we opened its old pack: read it where it is now
+        if (attempt === 0 && !sameEntry(this.index.get(key), entry)) continue
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+        await this.dropCorrupt(cid, key, entry)
+        throw new CorruptBlockError(`block ${cid.toString()} on disk was lost (its pack file is missing) and has been removed from the index`)
+      }
+      const stored = { codec: entry.codec, payload }
+      try {
+        if (payload.byteLength !== entry.length) throw new CorruptBlockError('short read')
+        verifyBlock(cid, decodeStored(stored))
+      } catch (err) {
+        if (err instanceof UnsupportedHashError) throw err
+        // a wrong hash, an unknown codec or a broken DEFLATE stream: all corruption
+        await this.dropCorrupt(cid, key, entry)
+        throw new CorruptBlockError(`block ${cid.toString()} on disk was corrupt and has been removed`)
+      }
+      return stored
     }
-    const stored = { codec: raw[0] ?? -1, payload: raw.subarray(1) }
-    try {
-      verifyBlock(cid, decodeStored(stored))
-    } catch (err) {
-      if (err instanceof UnsupportedHashError) throw err
-      // a wrong hash, an unknown codec byte or a broken DEFLATE stream: all corruption
-      await rm(file, { force: true })
-      this.events.onCorrupt?.(cid)
-      throw new CorruptBlockError(`block ${cid.toString()} on disk was corrupt and has been removed`)
-    }
-    return stored
+  }
+
+  /** Reads a stored payload where it lies, unverified (a batch's own pending blocks). */
+  async readEntry (entry: PackEntry): Promise<StoredBlock> {
+    return { codec: entry.codec, payload: await this.readers.read(entry.pack, entry.offset, entry.length) }
+  }
+
+  private async dropCorrupt (cid: CID, key: string, entry: PackEntry): Promise<void> {
+    const removed = await this.inTurn(async () => {
+      if (!sameEntry(this.index.get(key), entry)) return false // replaced meanwhile
+      await this.removeEntry(key, entry)
+      return true
+    })
+    if (removed) this.events.onCorrupt?.(cid)
+  }
+
+  /** In a turn: drops the entry and logs a delete record (not fsynced: a lost one only brings a deleted block back). */
+  private async removeEntry (key: string, entry: PackEntry): Promise<void> {
+    this.index.delete(key)
+    this.account(entry, -1)
+    await this.appendLog([{ type: RECORD_DEL, cid: CID.parse(key).bytes }], false)
   }
 
   async getBytes (cid: CID): Promise<Uint8Array> {
@@ -200,20 +379,93 @@ export class DiskBlockstore implements Blockstore {
     yield await this.getBytes(cid)
   }
 
+  /** Bytes the block takes in its pack (0 if absent). */
   async sizeOnDisk (cid: CID): Promise<number> {
-    try {
-      return (await stat(this.pathOf(cid))).size
-    } catch {
-      return 0
-    }
+    return this.index.get(keyOf(cid))?.length ?? 0
   }
 
+  /** Where a block lies (diagnostics and tests). */
+  locate (cid: CID): { file: string, offset: number, length: number, codec: number } | undefined {
+    const entry = this.index.get(keyOf(cid))
+    return entry == null ? undefined : { file: this.packPath(entry.pack), offset: entry.offset, length: entry.length, codec: entry.codec }
+  }
+
+  /** Drops a block from the index; its bytes are freed when `compact` rewrites or removes its pack. */
   async delete (cid: CID): Promise<void> {
-    await rm(this.pathOf(cid), { force: true })
+    const key = keyOf(cid)
+    await this.inTurn(async () => {
+      const entry = this.index.get(key)
+      if (entry != null) await this.removeEntry(key, entry)
+    })
+  }
+
+  /**
+   * Frees the space of deleted blocks: removes packs with nothing live, and
+   * rewrites packs less than half live (their live blocks, verified, to a new
+   * pack, committed before the old one is removed).
+   */
+  async compact (): Promise<CompactResult> {
+    await this.inTurn(async () => { await this.log?.datasync() }) // deletes durable before any pack goes
+    const result: CompactResult = { packsRewritten: 0, packsRemoved: 0, freedBytes: 0 }
+    const sparse = new Set<number>()
+    for (const [pack, stats] of this.packs) {
+      if (stats.liveBlocks > 0 && stats.liveBytes < stats.sizeBytes * COMPACT_MIN_LIVE) sparse.add(pack)
+    }
+    if (sparse.size > 0) {
+      const moving = [...this.index].filter(([, entry]) => sparse.has(entry.pack))
+      let written = 0
+      await this.writeBatch(async batch => {
+        for (const [key, entry] of moving) {
+          const cid = CID.parse(key)
+          let stored: StoredBlock
+          try {
+            stored = await this.getStored(cid)
+          } catch (err) {
+            if (err instanceof CorruptBlockError || err instanceof BlockNotFoundError) continue
+            throw err
+          }
+          written += stored.payload.byteLength
+          await batch.rewrite(cid, stored, entry)
+        }
+      })
+      result.packsRewritten = sparse.size
+      result.freedBytes -= written
+    }
+    for (const [pack, stats] of [...this.packs]) {
+      if (stats.liveBlocks > 0) continue
+      this.packs.delete(pack)
+      this.readers.forget(pack)
+      await rm(this.packPath(pack), { force: true })
+      result.packsRemoved++
+      result.freedBytes += stats.sizeBytes
+    }
+    if (result.packsRemoved > 0) await syncDir(this.packDir)
+    if (this.logNeedsRewrite()) await this.inTurn(async () => { await this.rewriteLog() })
+    return result
+  }
+
+  /** Bytes in pack files, and the share of them that live blocks take. */
+  usage (): { packs: number, packBytes: number, liveBytes: number, blocks: number } {
+    let packBytes = 0
+    let liveBytes = 0
+    for (const s of this.packs.values()) {
+      packBytes += s.sizeBytes
+      liveBytes += s.liveBytes
+    }
+    return { packs: this.packs.size, packBytes, liveBytes, blocks: this.index.size }
   }
 
   async * putMany (source: Iterable<InputPair> | AsyncIterable<InputPair>, options?: AbortOptions): AsyncGenerator<CID> {
-    for await (const { cid, bytes } of source) yield await this.put(cid, bytes, options)
+    const done: CID[] = []
+    await this.writeBatch(async batch => {
+      for await (const { cid, bytes } of source) {
+        const data = bytes instanceof Uint8Array ? bytes : await collect(bytes)
+        verifyBlock(cid, data)
+        await batch.putStored(cid, encodeStored(data))
+        done.push(cid)
+      }
+    })
+    yield * done
   }
 
   async * getMany (source: Iterable<CID> | AsyncIterable<CID>): AsyncGenerator<Pair> {
@@ -227,20 +479,119 @@ export class DiskBlockstore implements Blockstore {
     }
   }
 
-  /** Every CID on disk (not verified). */
+  /** Every CID in the index (not verified). */
   async * cids (): AsyncGenerator<CID> {
-    for (const shard of await readdir(this.dir)) {
-      if (shard === 'tmp' || shard === 'VERSION') continue
-      for (const name of await readdir(join(this.dir, shard)).catch(() => [] as string[])) {
-        try {
-          yield CID.parse(name)
-        } catch {}
-      }
+    for (const key of [...this.index.keys()]) {
+      if (this.index.has(key)) yield CID.parse(key)
     }
   }
 
   async * getAll (): AsyncGenerator<Pair> {
     for await (const cid of this.cids()) yield { cid, bytes: this.get(cid) }
+  }
+}
+
+/**
+ * Writes of one import or fetch. Blocks go to the batch's pack as they come
+ * and are visible to the batch at once, to everyone else at commit. A pack
+ * that reaches PACK_MAX_BYTES is committed in the background while the next
+ * one fills.
+ */
+export class BlockBatch implements BlockTarget {
+  private readonly store: DiskBlockstore
+  private segment?: PackSegment
+  private readonly committing: Array<Promise<void>> = []
+  private readonly pending = new Map<string, { entry: PackEntry, written: Promise<void> }>()
+  private failure?: unknown
+  private finished = false
+
+  constructor (store: DiskBlockstore) {
+    this.store = store
+  }
+
+  async has (cid: CID): Promise<boolean> {
+    const key = keyOf(cid)
+    return this.pending.has(key) || this.store.hasKey(key)
+  }
+
+  async getStored (cid: CID): Promise<StoredBlock> {
+    const mine = this.pending.get(keyOf(cid))
+    if (mine == null) return await this.store.getStored(cid)
+    await mine.written
+    const stored = await this.store.readEntry(mine.entry)
+    verifyBlock(cid, decodeStored(stored))
+    return stored
+  }
+
+  async getBytes (cid: CID): Promise<Uint8Array> {
+    return contiguous(decodeStored(await this.getStored(cid)))
+  }
+
+  async * get (cid: CID): AsyncGenerator<Uint8Array> {
+    yield await this.getBytes(cid)
+  }
+
+  /** Appends a block (verified by the caller) unless it is here already. */
+  async putStored (cid: CID, stored: StoredBlock): Promise<void> {
+    const key = keyOf(cid)
+    if (this.pending.has(key) || this.store.hasKey(key)) return
+    await this.append(key, cid, stored)
+  }
+
+  /** Compaction: a new copy of a block that replaces `old` if it is still current at commit. */
+  async rewrite (cid: CID, stored: StoredBlock, old: PackEntry): Promise<void> {
+    await this.append(keyOf(cid), cid, stored, old)
+  }
+
+  private async append (key: string, cid: CID, stored: StoredBlock, replaces?: PackEntry): Promise<void> {
+    if (this.failure != null) throw this.failure
+    if (this.finished) throw new Error('block batch already finished')
+    if (this.segment == null || this.segment.sizeBytes >= PACK_MAX_BYTES) this.seal()
+    const segment = this.segment as PackSegment
+    const { entry, written } = segment.append(key, cid, stored.codec, stored.payload, replaces)
+    this.pending.set(key, { entry, written })
+    try {
+      await written
+    } catch (err) {
+      throw diskFull(err, `block ${cid.toString()}`)
+    }
+  }
+
+  /** Commits the current pack in the background and starts the next. */
+  private seal (): void {
+    const full = this.segment
+    this.segment = this.store.newSegment()
+    if (full == null) return
+    const done = this.store.commitSegment(full).then(() => {
+      for (const item of full.items) this.pending.delete(item.key)
+    })
+    done.catch((err: unknown) => { this.failure ??= err })
+    this.committing.push(done)
+  }
+
+  /** Makes every block of the batch durable and visible. */
+  async commit (): Promise<void> {
+    if (this.finished) return
+    this.finished = true
+    if (this.segment != null) {
+      const last = this.segment
+      this.segment = undefined
+      this.committing.push(this.store.commitSegment(last))
+    }
+    const results = await Promise.allSettled(this.committing)
+    this.pending.clear()
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failed != null) throw failed.reason
+  }
+
+  /** Drops the uncommitted pack (packs already committing finish). */
+  async abort (): Promise<void> {
+    this.finished = true
+    const current = this.segment
+    this.segment = undefined
+    if (current != null) await this.store.discardSegment(current)
+    await Promise.allSettled(this.committing)
+    this.pending.clear()
   }
 }
 

@@ -1,15 +1,37 @@
 import { PROTOCOL_PREFIX } from '../node/constants.ts'
 
-/** On-disk layout of blocks/ (checked at open). */
-export const BLOCKSTORE_VERSION = 1
+/** On-disk layout of blocks/ (checked at open): 1 one file per block, 2 pack files and an index log. */
+export const BLOCKSTORE_VERSION = 2
+
+/** A batch starts a new pack (committing the full one) once its pack reaches this size. */
+export const PACK_MAX_BYTES = 64 * 1024 * 1024
+
+/** A pack being written is fdatasynced in the background every this many bytes (early writeback). */
+export const PACK_FLUSH_BYTES = 16 * 1024 * 1024
+
+/** gc rewrites a pack whose live blocks take less than this share of it. */
+export const COMPACT_MIN_LIVE = 0.5
+
+/** Pack files kept open for reading. */
+export const PACK_READ_HANDLES = 64
+
+/** The index log is rewritten (live entries only) when it holds more records than this many per live block, plus slack. */
+export const INDEX_LOG_MAX_RECORDS_PER_BLOCK = 2
+export const INDEX_LOG_SLACK_RECORDS = 4096
 
 /** Leaf size of the UnixFS importer: the same as `ipfs add --chunker size-262144`. */
 export const CHUNK_BYTES = 262_144
 
+/** Leaves being hashed and written at once during an import. */
+export const IMPORT_WINDOW = 16
+
+/** Chunk reads in flight while a file is imported. */
+export const FILE_READAHEAD = 4
+
 /** Links per interior node of the balanced DAG (kubo's default). */
 export const MAX_CHILDREN_PER_NODE = 174
 
-/** Stored form: the first byte of a block file says how the rest is encoded. */
+/** Stored form: the codec byte (in the index and on the wire) says how the payload is encoded. */
 export const CODEC_RAW = 0
 export const CODEC_DEFLATE = 1
 

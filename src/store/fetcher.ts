@@ -10,7 +10,7 @@ import { BlockNotFoundError, ContentNotFoundError, CorruptBlockError } from './e
 import { contiguous, decodeStored, verifyBlock } from './blockstore.ts'
 import { WANT_TIMEOUT_MS, WANT_WINDOW } from './constants.ts'
 import { DAG_PB, linksOf } from './dag.ts'
-import type { DiskBlockstore } from './blockstore.ts'
+import type { BlockTarget } from './blockstore.ts'
 import type { BlockExchange } from './exchange.ts'
 import type { Logger } from '../log.ts'
 import type { PeerId } from '@libp2p/interface'
@@ -24,7 +24,8 @@ export interface FetchProgress {
 
 export interface FetchInit {
   exchange: BlockExchange
-  blockstore: DiskBlockstore
+  /** Where blocks are read from and written to: the store, or the fetch's batch. */
+  blockstore: BlockTarget
   providers: PeerId[]
   rttMs(peer: PeerId): number | undefined
   /** Called on a peer that sent a forged block. */

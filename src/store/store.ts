@@ -1,11 +1,11 @@
-import { createReadStream } from 'node:fs'
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
-import { DiskBlockstore, contiguous, decodeStored, encodeStored, verifyBlock } from './blockstore.ts'
-import { CHUNK_BYTES, FIND_TIMEOUT_MS, FORGED_BLOCK_BAN_MS, READ_LOOKAHEAD, HAVE_TIMEOUT_MS, MAX_CHILDREN_PER_NODE, REPROVIDE_INTERVAL_MS } from './constants.ts'
+import { DiskBlockstore, contiguous, decodeStored, encodeStoredAsync, verifyBlock } from './blockstore.ts'
+import { FIND_TIMEOUT_MS, FORGED_BLOCK_BAN_MS, READ_LOOKAHEAD, HAVE_TIMEOUT_MS, REPROVIDE_INTERVAL_MS } from './constants.ts'
+import { ChunkPool, loadImporter, readFileChunks } from './importer.ts'
 import { DAG_PB, RAW, linksOf } from './dag.ts'
 import { BlockNotFoundError, ContentNotFoundError, CorruptBlockError, InvalidCidError, NotPinnedError } from './errors.ts'
 import { BlockExchange } from './exchange.ts'
@@ -20,32 +20,7 @@ import type { Logger } from '../log.ts'
 import type { LeptonNode } from '../node/index.ts'
 import type { PeerId } from '@libp2p/interface'
 import type { Blockstore } from 'interface-blockstore'
-import type { ImportCandidate, ImporterOptions } from 'ipfs-unixfs-importer'
-
-/**
- * The importer with the options that give the CIDs `ipfs add --cid-version 1
- * --raw-leaves --chunker size-262144` gives. Loaded on first use: an idle
- * daemon does not need it in memory.
- */
-async function loadImporter (): Promise<{ importer: typeof import('ipfs-unixfs-importer').importer, options: ImporterOptions }> {
-  const [{ importer }, { fixedSize }, { balanced }] = await Promise.all([
-    import('ipfs-unixfs-importer'), import('ipfs-unixfs-importer/chunker'), import('ipfs-unixfs-importer/layout')
-  ])
-  return {
-    importer,
-    options: {
-      cidVersion: 1,
-      rawLeaves: true,
-      reduceSingleLeafToSelf: true,
-      chunker: fixedSize({ chunkSize: CHUNK_BYTES }),
-      layout: balanced({ maxChildrenPerNode: MAX_CHILDREN_PER_NODE }),
-      shardSplitStrategy: 'links-bytes',
-      fieldOrder: 'links-first',
-      // writes wait on fsync: keep many in flight
-      blockWriteConcurrency: 64
-    }
-  }
-}
+import type { ImportCandidate } from 'ipfs-unixfs-importer'
 
 /** Type and size of a UnixFS node from its root block alone. */
 export function describeRoot (cid: CID, bytes: Uint8Array): { type: string, size: number | null } {
@@ -66,14 +41,14 @@ export function parseCid (text: string): CID {
   }
 }
 
-async function * walkFolder (root: string, prefix: string): AsyncGenerator<ImportCandidate> {
+async function * walkFolder (root: string, prefix: string, pool: ChunkPool): AsyncGenerator<ImportCandidate> {
   const entries = (await readdir(root, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))
   if (entries.length === 0) yield { path: prefix }
   for (const e of entries) {
     const full = join(root, e.name)
     const path = `${prefix}/${e.name}`
-    if (e.isDirectory()) yield * walkFolder(full, path)
-    else if (e.isFile()) yield { path, content: createReadStream(full) }
+    if (e.isDirectory()) yield * walkFolder(full, path, pool)
+    else if (e.isFile()) yield { path, content: readFileChunks(full, pool) }
   }
 }
 
@@ -125,6 +100,7 @@ export class DefaultStore implements Store {
     clearInterval(this.reprovideTimer)
     await this.replication.stop()
     await this.exchange.stop()
+    await this.blockstore.close()
   }
 
   private async writing<T> (fn: () => Promise<T>): Promise<T> {
@@ -147,6 +123,7 @@ export class DefaultStore implements Store {
           yield chunk
         }
       }
+      const pool = new ChunkPool()
       let candidates: ImportCandidate[] | AsyncIterable<ImportCandidate>
       let rootPath: string | undefined
       if (typeof source === 'string') {
@@ -154,28 +131,33 @@ export class DefaultStore implements Store {
         if (info.isDirectory()) {
           rootPath = basename(source)
           candidates = (async function * () {
-            for await (const c of walkFolder(source, rootPath)) yield 'content' in c && c.content != null ? { ...c, content: counted(c.content as AsyncIterable<Uint8Array>) } : c
+            for await (const c of walkFolder(source, rootPath, pool)) yield 'content' in c && c.content != null ? { ...c, content: counted(c.content as AsyncIterable<Uint8Array>) } : c
           })()
         } else {
-          candidates = [{ content: counted(createReadStream(source)) }]
+          candidates = [{ content: counted(readFileChunks(source, pool)) }]
         }
       } else {
         candidates = [{ content: counted(source) }]
       }
-      // the importer computes each CID from the bytes it stores: no second hash
-      const trusted = {
-        put: async (cid: CID, block: Uint8Array) => {
-          await this.blockstore.putStored(cid, encodeStored(block))
-          return cid
-        },
-        get: this.blockstore.get.bind(this.blockstore),
-        has: this.blockstore.has.bind(this.blockstore)
-      }
-      let last: CID | undefined
-      const { importer, options: importOptions } = await loadImporter()
-      for await (const entry of importer(candidates, trusted as unknown as Blockstore, importOptions)) {
-        if (rootPath == null || entry.path === rootPath) last = entry.cid
-      }
+      // one batch: the blocks go to one pack, made durable once at the end, before the pin
+      const last = await this.blockstore.writeBatch(async batch => {
+        // the importer computes each CID from the bytes it stores: no second hash
+        const put = async (cid: CID, block: Uint8Array): Promise<void> => { await batch.putStored(cid, await encodeStoredAsync(block)) }
+        const { importer, options: importOptions } = await loadImporter({ put, release: (leaf) => { pool.give(leaf) } })
+        const trusted = {
+          put: async (cid: CID, block: Uint8Array) => {
+            await put(cid, block)
+            return cid
+          },
+          get: batch.get.bind(batch),
+          has: batch.has.bind(batch)
+        }
+        let root: CID | undefined
+        for await (const entry of importer(candidates, trusted as unknown as Blockstore, importOptions)) {
+          if (rootPath == null || entry.path === rootPath) root = entry.cid
+        }
+        return root
+      })
       if (last == null) throw new ContentNotFoundError('nothing was imported')
       await this.pins.add(last)
       return { cid: last, size: bytes }
@@ -229,8 +211,8 @@ export class DefaultStore implements Store {
 
   /** Makes the whole DAG local, fetching what is missing. */
   async fetch (cid: CID, options: FetchOptions = {}): Promise<FetchResult> {
-    return await this.writing(async () => {
-      const base = { exchange: this.exchange, blockstore: this.blockstore, rttMs: (p: PeerId) => this.node.services.rtt.rttMs(p), punish: (p: PeerId, reason: string) => { this.punish(p, reason) }, log: this.log.child('fetch'), signal: options.signal, onProgress: options.onProgress }
+    return await this.writing(async () => await this.blockstore.writeBatch(async batch => {
+      const base = { exchange: this.exchange, blockstore: batch, rttMs: (p: PeerId) => this.node.services.rtt.rttMs(p), punish: (p: PeerId, reason: string) => { this.punish(p, reason) }, log: this.log.child('fetch'), signal: options.signal, onProgress: options.onProgress }
       try {
         return await fetchDag(cid, { ...base, providers: [] }) // complete locally?
       } catch (err) {
@@ -239,7 +221,7 @@ export class DefaultStore implements Store {
       const providers = await this.findProviders(cid, options)
       this.log.debug('fetching', { cid: cid.toString(), providers: providers.length })
       return await fetchDag(cid, { ...base, providers })
-    })
+    }))
   }
 
   private punish (peer: PeerId, reason: string): void {
@@ -394,6 +376,8 @@ export class DefaultStore implements Store {
         await this.blockstore.delete(c)
         removed++
       }
+      // the space comes back when packs are rewritten or removed
+      await this.blockstore.compact()
       return { removed, freedBytes }
     })()
     this.gcRunning = run

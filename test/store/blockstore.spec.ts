@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
@@ -46,6 +46,7 @@ describe('DiskBlockstore', () => {
     await store.open()
   })
   afterEach(async () => {
+    await store.close()
     await rm(dir, { recursive: true, force: true })
   })
 
@@ -64,28 +65,152 @@ describe('DiskBlockstore', () => {
     expect(await store.has(cid)).toBe(false)
   })
 
-  it('a block corrupted on disk is an error naming the CID, and the file is removed', async () => {
-    const bytes = randomBytes(5000)
-    const cid = await cidOf(bytes)
+  it('a block corrupted inside its pack is an error naming the CID, and is removed; the rest of the pack stays readable', async () => {
     const removed: string[] = []
+    await store.close()
     store = new DiskBlockstore(join(dir, 'blocks'), { onCorrupt: (c) => { removed.push(c.toString()) } })
     await store.open()
-    await store.put(cid, bytes)
-    const key = cid.toString()
-    const file = join(dir, 'blocks', key.slice(-3, -1), key)
-    const onDisk = await readFile(file)
-    onDisk[10] = (onDisk[10] ?? 0) ^ 0xff
-    await writeFile(file, onDisk)
-    await expect(store.getBytes(cid)).rejects.toMatchObject({ name: 'CorruptBlockError', message: expect.stringContaining(key) })
-    expect(await store.has(cid)).toBe(false)
+    const blocks = [randomBytes(5000), randomBytes(262144), seededText(100_000)]
+    const cids = await Promise.all(blocks.map(cidOf))
+    await store.writeBatch(async batch => {
+      for (const [i, bytes] of blocks.entries()) await batch.putStored(cids[i] as CID, encodeStored(bytes))
+    })
+    const victim = cids[1] as CID
+    const where = store.locate(victim)
+    expect(where?.file).toBe(store.locate(cids[0] as CID)?.file) // one pack for the batch
+    await flipByte(where?.file as string, (where?.offset as number) + 10)
+    const key = victim.toString()
+    await expect(store.getBytes(victim)).rejects.toMatchObject({ name: 'CorruptBlockError', message: expect.stringContaining(key) })
+    expect(await store.has(victim)).toBe(false)
     expect(removed).toEqual([key])
+    for (const i of [0, 2]) expect(Buffer.from(await store.getBytes(cids[i] as CID)).equals(blocks[i] as Uint8Array)).toBe(true)
+    // the removal is in the index log: still gone after a restart
+    await store.close()
+    const reopened = new DiskBlockstore(join(dir, 'blocks'))
+    await reopened.open()
+    expect(await reopened.has(victim)).toBe(false)
+    expect(await reopened.has(cids[2] as CID)).toBe(true)
+    await reopened.close()
   })
 
-  it('clears half-written temp files at open, and refuses a newer format', async () => {
-    await writeFile(join(dir, 'blocks', 'tmp', 'leftover'), 'partial')
-    await store.open()
-    await expect(readFile(join(dir, 'blocks', 'tmp', 'leftover'))).rejects.toThrow()
+  it('a corrupt DEFLATE stream is corruption too', async () => {
+    const text = seededText(262144)
+    const cid = await cidOf(text)
+    await store.put(cid, text)
+    const where = store.locate(cid)
+    expect(where?.codec).toBe(CODEC_DEFLATE)
+    await flipByte(where?.file as string, (where?.offset as number) + 3)
+    await expect(store.getBytes(cid)).rejects.toMatchObject({ name: 'CorruptBlockError' })
+    expect(await store.has(cid)).toBe(false)
+  })
+
+  it('a batch is invisible until committed; a crash before the commit leaves no block, and the pack is removed at open', async () => {
+    const committed = randomBytes(1000)
+    const committedCid = await cidOf(committed)
+    await store.put(committedCid, committed)
+    const bytes = randomBytes(262144)
+    const cid = await cidOf(bytes)
+    const batch = store.batch()
+    await batch.putStored(cid, encodeStored(bytes))
+    expect(await batch.has(cid)).toBe(true)
+    expect(Buffer.from(await batch.getBytes(cid)).equals(bytes)).toBe(true)
+    expect(await store.has(cid)).toBe(false)
+    await expect(store.getBytes(cid)).rejects.toMatchObject({ name: 'BlockNotFoundError' })
+    const packs = await readdir(join(dir, 'blocks', 'packs'))
+    expect(packs).toHaveLength(2) // the committed block's pack and the batch's
+    // "crash": the batch is never committed; a new process opens the store
+    const after = new DiskBlockstore(join(dir, 'blocks'))
+    await after.open()
+    expect(await after.has(cid)).toBe(false)
+    expect(await readdir(join(dir, 'blocks', 'packs'))).toEqual([`${store.locate(committedCid)?.file.split('/').pop() ?? ''}`])
+    expect(Buffer.from(await after.getBytes(committedCid)).equals(committed)).toBe(true)
+    await after.close()
+    await batch.abort()
+  })
+
+  it('a torn index record (crash while appending) is cut off at open; earlier records stand', async () => {
+    const first = randomBytes(3000)
+    const firstCid = await cidOf(first)
+    await store.put(firstCid, first)
+    const second = randomBytes(3000)
+    const secondCid = await cidOf(second)
+    await store.put(secondCid, second)
+    await store.close()
+    const log = join(dir, 'blocks', 'index.log')
+    const full = await readFile(log)
+    await writeFile(log, full.subarray(0, full.byteLength - 5)) // the second record loses its tail
+    const after = new DiskBlockstore(join(dir, 'blocks'))
+    await after.open()
+    expect(await after.has(firstCid)).toBe(true)
+    expect(await after.has(secondCid)).toBe(false)
+    expect((await readdir(join(dir, 'blocks', 'packs')))).toHaveLength(1) // the second block's pack is unreferenced: removed
+    // appends after the cut are readable on the next open
+    await after.put(secondCid, second)
+    await after.close()
+    const again = new DiskBlockstore(join(dir, 'blocks'))
+    await again.open()
+    expect(Buffer.from(await again.getBytes(secondCid)).equals(second)).toBe(true)
+    await again.close()
+  })
+
+  it('gc compaction: deleting most of a pack frees its space, live blocks stay readable, deletes survive a restart', async () => {
+    const blocks = Array.from({ length: 10 }, () => randomBytes(100_000))
+    const cids = await Promise.all(blocks.map(cidOf))
+    await store.writeBatch(async batch => {
+      for (const [i, bytes] of blocks.entries()) await batch.putStored(cids[i] as CID, encodeStored(bytes))
+    })
+    const other = randomBytes(50_000)
+    const otherCid = await cidOf(other)
+    await store.put(otherCid, other)
+    const packBytes = async (): Promise<number> => {
+      let total = 0
+      for (const f of await readdir(join(dir, 'blocks', 'packs'))) total += (await stat(join(dir, 'blocks', 'packs', f))).size
+      return total
+    }
+    expect(await packBytes()).toBe(1_050_000)
+    // deleting 3 of 10 leaves the pack 70% live: nothing to rewrite yet
+    for (const cid of cids.slice(0, 3)) await store.delete(cid)
+    expect(await store.compact()).toEqual({ packsRewritten: 0, packsRemoved: 0, freedBytes: 0 })
+    expect(await packBytes()).toBe(1_050_000)
+    // 30% live: rewritten
+    for (const cid of cids.slice(3, 7)) await store.delete(cid)
+    const result = await store.compact()
+    expect(result).toEqual({ packsRewritten: 1, packsRemoved: 1, freedBytes: 700_000 })
+    expect(await packBytes()).toBe(350_000)
+    expect(await readdir(join(dir, 'blocks', 'packs'))).toHaveLength(2)
+    // a pack with nothing live is removed outright
+    await store.delete(otherCid)
+    expect((await store.compact()).packsRemoved).toBe(1)
+    expect(await packBytes()).toBe(300_000)
+    await store.close()
+    const after = new DiskBlockstore(join(dir, 'blocks'))
+    await after.open()
+    for (const [i, cid] of cids.entries()) {
+      if (i < 7) expect(await after.has(cid)).toBe(false)
+      else expect(Buffer.from(await after.getBytes(cid)).equals(blocks[i] as Uint8Array)).toBe(true)
+    }
+    expect(await after.has(otherCid)).toBe(false)
+    expect(after.usage()).toMatchObject({ packs: 1, packBytes: 300_000, liveBytes: 300_000, blocks: 3 })
+    await after.close()
+  })
+
+  it('refuses a newer format, and the old one-file-per-block format with advice', async () => {
+    await store.close()
     await writeFile(join(dir, 'blocks', 'VERSION'), '99\n')
     await expect(new DiskBlockstore(join(dir, 'blocks')).open()).rejects.toMatchObject({ name: 'StoreVersionError' })
+    await writeFile(join(dir, 'blocks', 'VERSION'), '1\n')
+    await expect(new DiskBlockstore(join(dir, 'blocks')).open()).rejects.toMatchObject({ name: 'StoreVersionError', message: expect.stringContaining('Move the folder aside') })
   })
 })
+
+async function flipByte (file: string, offset: number): Promise<void> {
+  const handle = await open(file, 'r+')
+  try {
+    const byte = Buffer.alloc(1)
+    await handle.read(byte, 0, 1, offset)
+    byte[0] = (byte[0] ?? 0) ^ 0xff
+    await handle.write(byte, 0, 1, offset)
+  } finally {
+    await handle.close()
+  }
+}

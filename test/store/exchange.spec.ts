@@ -1,11 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { readdir, writeFile, readFile } from 'node:fs/promises'
+import { open, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { CODEC_RAW } from '../../src/store/constants.ts'
 import { parseCid } from '../../src/store/index.ts'
 import { startStorePeer, stopStorePeer } from './helpers.ts'
 import type { StorePeer } from './helpers.ts'
+import type { DefaultStore } from '../../src/store/store.ts'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { CID } from 'multiformats/cid'
 
@@ -57,10 +58,8 @@ describe('block exchange between peers', () => {
     const { cid } = await a.store.add(bytesOf(text))
     const onDisk = async (p: StorePeer): Promise<number> => {
       let total = 0
-      for (const shard of await readdir(join(p.dir, 'blocks'))) {
-        if (shard === 'tmp' || shard === 'VERSION') continue
-        for (const f of await readdir(join(p.dir, 'blocks', shard))) total += (await readFile(join(p.dir, 'blocks', shard, f))).byteLength
-      }
+      const packs = join(p.dir, 'blocks', 'packs')
+      for (const f of await readdir(packs)) total += (await stat(join(packs, f))).size
       return total
     }
     expect(await onDisk(a)).toBeLessThan(text.byteLength * 0.5)
@@ -111,15 +110,22 @@ describe('block exchange between peers', () => {
     const data = randomBytes(2 * 262144)
     const { cid } = await a.store.add(bytesOf(data))
     await b.store.pinAdd(parseCid(cid))
-    // flip a bit in one of B's leaf blocks
-    const shards = (await readdir(join(b.dir, 'blocks'))).filter(s => s !== 'tmp' && s !== 'VERSION')
-    const files = (await Promise.all(shards.map(async s => (await readdir(join(b.dir, 'blocks', s))).map(f => join(b.dir, 'blocks', s, f))))).flat()
-    const leaf = files.find(f => f.includes('bafkrei')) as string
-    const bytes = await readFile(leaf)
-    bytes[100] = (bytes[100] ?? 0) ^ 0x01
-    await writeFile(leaf, bytes)
+    // flip a bit inside one of B's leaf blocks, in its pack file
+    const blockstore = (b.store as DefaultStore).blockstore
+    let leaf: CID | undefined
+    for await (const c of blockstore.cids()) if (c.toString().startsWith('bafkrei')) leaf = c
+    const where = blockstore.locate(leaf as CID)
+    if (where == null) throw new Error('no leaf block on B')
+    const handle = await open(where.file, 'r+')
+    const byte = Buffer.alloc(1)
+    await handle.read(byte, 0, 1, where.offset + 100)
+    byte[0] = (byte[0] ?? 0) ^ 0x01
+    await handle.write(byte, 0, 1, where.offset + 100)
+    await handle.close()
     const got = await readAll(b.store.cat(parseCid(cid)))
     expect(got.equals(data)).toBe(true)
+    // the corrupt copy was dropped and the block fetched again, into a new pack
+    expect(blockstore.locate(leaf as CID)?.file).not.toBe(where.file)
   })
 
   it('an invalid CID is a clear error', () => {

@@ -1,0 +1,190 @@
+/**
+ * Pack files: blocks/packs/<n>.pack holds the stored payloads of many blocks
+ * back to back, with nothing in between (where each block lies is the index
+ * log's business). A pack is written once, by one batch, then only read and
+ * eventually deleted: blocks are appended at offsets reserved in call order,
+ * so writes overlap one another and the hashing of the next blocks.
+ */
+import { open } from 'node:fs/promises'
+import { PACK_FLUSH_BYTES } from './constants.ts'
+import type { PackEntry } from './pack-log.ts'
+import type { FileHandle } from 'node:fs/promises'
+import type { CID } from 'multiformats/cid'
+import type { Uint8ArrayList } from 'uint8arraylist'
+
+/** A block appended to a pack that is not committed yet. */
+export interface PackItem {
+  key: string
+  cid: CID
+  entry: PackEntry
+  /** Compaction: the entry this copy replaces, if it is still current at commit. */
+  replaces?: PackEntry
+}
+
+/** A pack being written. Nothing in it is visible until the store commits it. */
+export class PackSegment {
+  readonly pack: number
+  readonly path: string
+  sizeBytes = 0
+  readonly items: PackItem[] = []
+  private readonly handle: Promise<FileHandle>
+  private readonly writes = new Set<Promise<void>>()
+  private failure?: Error
+  private writtenBytes = 0
+  private flushedAt = 0
+  private flushing?: Promise<void>
+
+  constructor (pack: number, path: string) {
+    this.pack = pack
+    this.path = path
+    this.handle = open(path, 'wx', 0o644)
+    this.handle.catch(() => {}) // reported by the first append
+  }
+
+  /**
+   * Reserves room for the payload (synchronously, so offsets follow call
+   * order) and writes it there. `written` resolves once the bytes are in the
+   * file, not yet durable.
+   */
+  append (key: string, cid: CID, codec: number, payload: Uint8Array | Uint8ArrayList, replaces?: PackEntry): { entry: PackEntry, written: Promise<void> } {
+    const entry: PackEntry = { pack: this.pack, offset: this.sizeBytes, length: payload.byteLength, codec }
+    this.sizeBytes += payload.byteLength
+    this.items.push({ key, cid, entry, replaces })
+    const written = (async () => {
+      const handle = await this.handle
+      if (payload instanceof Uint8Array) {
+        let done = 0
+        while (done < payload.byteLength) done += (await handle.write(payload, done, payload.byteLength - done, entry.offset + done)).bytesWritten
+      } else {
+        const chunks = [...payload]
+        const { bytesWritten } = await handle.writev(chunks, entry.offset)
+        // writev may write less than asked (rare): finish with plain writes
+        if (bytesWritten < payload.byteLength) {
+          const rest = payload.subarray(bytesWritten)
+          let done = 0
+          while (done < rest.byteLength) done += (await handle.write(rest, done, rest.byteLength - done, entry.offset + bytesWritten + done)).bytesWritten
+        }
+      }
+      this.writtenBytes += entry.length
+      this.flushSome(handle)
+    })()
+    written.catch((err: Error) => { this.failure ??= err })
+    this.writes.add(written)
+    written.finally(() => { this.writes.delete(written) }).catch(() => {})
+    return { entry, written }
+  }
+
+  /**
+   * Starts writeback of what is written so far, one fdatasync at a time, every
+   * PACK_FLUSH_BYTES: the disk writes while the import goes on, and the
+   * fdatasync of the commit only has the tail left (the kernel would wait
+   * until gigabytes are dirty). Durability still comes from that last one.
+   */
+  private flushSome (handle: FileHandle): void {
+    if (this.flushing != null || this.writtenBytes - this.flushedAt < PACK_FLUSH_BYTES) return
+    this.flushedAt = this.writtenBytes
+    this.flushing = handle.datasync()
+      .catch((err: Error) => { this.failure ??= err })
+      .finally(() => { this.flushing = undefined })
+  }
+
+  /** Waits for every write, makes the pack durable, and closes it. */
+  async sync (): Promise<void> {
+    await Promise.allSettled([...this.writes])
+    await this.flushing
+    const handle = await this.handle
+    try {
+      if (this.failure != null) throw this.failure
+      await handle.datasync()
+    } finally {
+      await handle.close()
+    }
+  }
+
+  /** Waits for writes in flight, then closes (the caller removes the file). */
+  async discard (): Promise<void> {
+    await Promise.allSettled([...this.writes])
+    await this.flushing
+    const handle = await this.handle.catch(() => undefined)
+    await handle?.close().catch(() => {})
+  }
+}
+
+interface Reader {
+  handle: Promise<FileHandle>
+  refs: number
+  retired: boolean
+}
+
+/** Open read handles of packs, a bounded number, shared by concurrent reads. */
+export class PackReaders {
+  private readonly readers = new Map<number, Reader>()
+  private readonly pathOf: (pack: number) => string
+  private readonly max: number
+
+  constructor (pathOf: (pack: number) => string, max: number) {
+    this.pathOf = pathOf
+    this.max = max
+  }
+
+  /** `length` bytes at `offset` (fewer if the file is shorter). */
+  async read (pack: number, offset: number, length: number): Promise<Buffer> {
+    let reader = this.readers.get(pack)
+    if (reader == null) {
+      const created: Reader = { handle: open(this.pathOf(pack), 'r'), refs: 0, retired: false }
+      reader = created
+      this.readers.set(pack, created)
+      created.handle.catch(() => { if (this.readers.get(pack) === created) this.readers.delete(pack) })
+      this.evict()
+    }
+    reader.refs++
+    try {
+      const handle = await reader.handle
+      const buf = Buffer.allocUnsafe(length)
+      let done = 0
+      while (done < length) {
+        const { bytesRead } = await handle.read(buf, done, length - done, offset + done)
+        if (bytesRead === 0) break
+        done += bytesRead
+      }
+      return done === length ? buf : buf.subarray(0, done)
+    } finally {
+      reader.refs--
+      if (reader.retired && reader.refs === 0) this.close(reader)
+    }
+  }
+
+  /** The pack is gone or going: close its handle once no read uses it. */
+  forget (pack: number): void {
+    const reader = this.readers.get(pack)
+    if (reader == null) return
+    this.readers.delete(pack)
+    reader.retired = true
+    if (reader.refs === 0) this.close(reader)
+  }
+
+  closeAll (): void {
+    for (const pack of [...this.readers.keys()]) this.forget(pack)
+  }
+
+  private evict (): void {
+    for (const [pack, reader] of this.readers) {
+      if (this.readers.size <= this.max) return
+      if (reader.refs === 0) this.forget(pack)
+    }
+  }
+
+  private close (reader: Reader): void {
+    reader.handle.then(async h => { await h.close() }).catch(() => {})
+  }
+}
+
+/** fsync of a folder: makes the names created or removed in it durable. */
+export async function syncDir (dir: string): Promise<void> {
+  const handle = await open(dir, 'r')
+  try {
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+}

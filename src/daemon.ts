@@ -117,9 +117,10 @@ export class Daemon implements ApiBackend {
       const store = createStore({ node, repoPath: init.repo, log: log.child('store'), openStream })
       await store.start()
       cleanups.push(async () => { await store.stop() })
-      const sandbox = createSandbox()
-      cleanups.push(async () => { await sandbox.close() })
       const worker = { ...repo.config.worker, ...(init.slots != null ? { slots: init.slots } : {}) }
+      // "job" isolation: the worker names code by code CID and job id, so a context is shared within one job only
+      const sandbox = createSandbox({ reuseContexts: worker.isolation === 'job' })
+      cleanups.push(async () => { await sandbox.close() })
       const jobs = createJobs({ node, store, sandbox, repoPath: init.repo, worker, log: log.child('jobs'), openStream })
       await jobs.start()
       cleanups.push(async () => { await jobs.stop() })

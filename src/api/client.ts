@@ -154,7 +154,7 @@ export class Client {
   /** A handle on a job submitted earlier (by id or a unique prefix of at least 4 characters). */
   jobHandle (id: string): Job {
     return new Job(id, {
-      wait: async (jobId, waitMs, signal) => await this.call<JobDetail>('GET', '/jobs/wait', { query: { id: jobId, waitMs }, signal, timeoutMs: waitMs + this.timeoutMs }),
+      wait: async (jobId, waitMs, signal) => await this.call<JobSummary | JobDetail>('GET', '/jobs/wait', { query: { id: jobId, waitMs }, signal, timeoutMs: waitMs + this.timeoutMs }),
       cancel: async (jobId) => await this.cancel(jobId)
     })
   }

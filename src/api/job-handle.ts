@@ -8,7 +8,8 @@ import { DaemonNotRunningError, JobFailedError } from './errors.ts'
 import type { JobDetail, JobResult, JobSummary } from '../jobs/index.ts'
 
 export interface JobTransport {
-  wait(id: string, waitMs: number, signal?: AbortSignal): Promise<JobDetail>
+  /** The summary while the job runs, its detail once ended. */
+  wait(id: string, waitMs: number, signal?: AbortSignal): Promise<JobSummary | JobDetail>
   cancel(id: string): Promise<JobSummary>
 }
 
@@ -16,7 +17,7 @@ export interface JobTransport {
 const DAEMON_AWAY_MS = 60_000
 
 export interface JobEvents {
-  progress: [JobDetail]
+  progress: [JobSummary]
 }
 
 export class Job extends EventEmitter<JobEvents> {
@@ -42,7 +43,7 @@ export class Job extends EventEmitter<JobEvents> {
     let awaySince: number | undefined
     for (;;) {
       signal?.throwIfAborted()
-      let detail: JobDetail
+      let detail: JobSummary | JobDetail
       try {
         detail = await this.transport.wait(this.id, this.pollMs, signal)
         awaySince = undefined
@@ -54,7 +55,7 @@ export class Job extends EventEmitter<JobEvents> {
         continue
       }
       this.emit('progress', detail)
-      if (detail.state !== 'running') return detail
+      if (detail.state !== 'running') return detail as JobDetail
     }
   }
 

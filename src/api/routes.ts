@@ -139,17 +139,10 @@ export function apiRoutes (backend: ApiBackend): Route[] {
     { method: 'GET', path: '/jobs/get', handler: async (ctx) => jobs.get(jobIdParam(ctx)) },
     { method: 'POST', path: '/jobs/cancel', handler: async (ctx) => await jobs.cancel(jobIdParam(ctx, await jsonObject(ctx))) },
     {
-      // long poll: answers when the job ends or after waitMs (default 10 s), whichever is first
+      // long poll: answers when the job ends (its detail) or after waitMs (default 10 s; its summary)
       method: 'GET',
       path: '/jobs/wait',
-      handler: async (ctx) => {
-        const id = jobIdParam(ctx)
-        const waitMs = Math.min(intParam(ctx, 'waitMs') ?? 10_000, 60_000)
-        let timer: ReturnType<typeof setTimeout> | undefined
-        await Promise.race([jobs.wait(id), new Promise(resolve => { timer = setTimeout(resolve, waitMs) })])
-        clearTimeout(timer)
-        return jobs.get(id)
-      }
+      handler: async (ctx) => await jobs.poll(jobIdParam(ctx), Math.min(intParam(ctx, 'waitMs') ?? 10_000, 60_000))
     }
   ]
 }

@@ -3,7 +3,8 @@
  * in, an ordered send queue out. A frame that does not decode closes the
  * stream (the peer broke the protocol); nothing throws out of a handler.
  */
-import { FrameDecoder, sendFrame } from '../wire/index.ts'
+import { Uint8ArrayList } from 'uint8arraylist'
+import { FrameDecoder, encodeVarint, waitForDrain } from '../wire/index.ts'
 import { MAX_TASK_FRAME_BYTES, TaskMessageCodec } from '../market/index.ts'
 import type { TaskMessage } from '../market/index.ts'
 import type { Stream, StreamCloseEvent } from '@libp2p/interface'
@@ -17,6 +18,7 @@ export class TaskChannel {
   private readonly stream: Stream
   private readonly decoder = new FrameDecoder(MAX_TASK_FRAME_BYTES)
   private sending: Promise<void> = Promise.resolve()
+  private readonly outbox: Uint8Array[] = []
   private handlers?: ChannelHandlers
   /** Messages that arrived before handlers were attached. */
   private early: TaskMessage[] = []
@@ -71,12 +73,20 @@ export class TaskChannel {
     }
   }
 
-  /** Queues a message; errors close the channel (the close handler tells the owner). */
+  /**
+   * Queues a message; errors close the channel (the close handler tells the
+   * owner). Messages queued in the same tick leave in one write: each write
+   * costs a yamux frame, a noise seal and a syscall.
+   */
   send (msg: TaskMessage): void {
     if (this.closed) return
-    const frame = TaskMessageCodec.encode(msg)
+    this.outbox.push(TaskMessageCodec.encode(msg))
+    if (this.outbox.length > 1) return
     this.sending = this.sending.then(async () => {
-      await sendFrame(this.stream, frame)
+      await new Promise(resolve => setImmediate(resolve))
+      const batch = new Uint8ArrayList()
+      for (const frame of this.outbox.splice(0)) batch.append(encodeVarint(frame.byteLength), frame)
+      if (!this.stream.send(batch)) await waitForDrain(this.stream)
     }).catch((err: Error) => { this.close(err) })
   }
 

@@ -102,6 +102,12 @@ export class JobRun {
   private endedAtMs: number | null = null
   private timer?: ReturnType<typeof setInterval>
   private lastOfferMs = 0
+  /** Index of the first task not done (everything before it is). */
+  private firstOpen = 0
+  /** Worker times of good results, for the backup threshold. */
+  private readonly durations: number[] = []
+  private backupThreshold = { atCount: -1, ms: Infinity }
+  private readonly codeCidBytes: Uint8Array
   private readonly shutdown = new AbortController()
   private readonly waiters: Array<() => void> = []
 
@@ -109,6 +115,7 @@ export class JobRun {
     this.ctx = ctx
     this.plan = ctx.plan
     const { plan } = ctx
+    this.codeCidBytes = CID.parse(plan.codeCid).bytes
     this.tasks = plan.partitions.map((p, index) => {
       const taskCtx = taskContext(index, plan.partitions.length, plan.seed, plan.args)
       return {
@@ -143,6 +150,7 @@ export class JobRun {
         task.runs++
         if (r.ok !== true) task.failures++
       } else if (r.t === 'done' && task != null) {
+        if (r.ran === true) task.runs++
         task.state = 'done'
         task.outputCid = String(r.cid)
         task.output = typeof r.out === 'string' ? Buffer.from(r.out, 'base64') : undefined
@@ -249,7 +257,9 @@ export class JobRun {
     const worker = link.id
     const outputCid = msg.ok ? safeCid(msg.outputCid) : null
     task.runs++
-    await this.ctx.journal.append({ t: 'result', task: task.index, worker, ok: msg.ok && outputCid != null, cid: outputCid, error: msg.ok ? undefined : msg.error, ms: Math.round(msg.elapsedMs) })
+    // a result accepted at once is journaled by its done record alone (one write per task)
+    const acceptedAtOnce = msg.ok && outputCid != null && task.state !== 'done' && this.votesNeeded() === 1 && msg.output.byteLength <= INLINE_OUTPUT_BYTES
+    if (!acceptedAtOnce) await this.ctx.journal.append({ t: 'result', task: task.index, worker, ok: msg.ok && outputCid != null, cid: outputCid, error: msg.ok ? undefined : msg.error, ms: Math.round(msg.elapsedMs) })
     if (this.state !== 'running') return
     if (msg.ok && outputCid != null) {
       let output: Uint8Array | undefined
@@ -267,6 +277,7 @@ export class JobRun {
         this.schedule()
         return
       }
+      if (task.durationMs == null) this.durations.push(msg.elapsedMs)
       task.durationMs ??= msg.elapsedMs
       task.latencyMs ??= performance.now() - copy.sentAt
       let voters = task.votes.get(outputCid)
@@ -276,7 +287,7 @@ export class JobRun {
       }
       voters.add(worker)
       if (output != null || !task.outputs.has(outputCid)) task.outputs.set(outputCid, output)
-      if (voters.size >= this.votesNeeded()) await this.accept(task, outputCid, task.outputs.get(outputCid), [...voters], false)
+      if (voters.size >= this.votesNeeded()) await this.accept(task, outputCid, task.outputs.get(outputCid), [...voters], false, acceptedAtOnce)
     } else if (task.state !== 'done' && !NOT_THE_TASKS_FAULT.has(msg.errorName)) {
       task.failures++
       task.failedOn.add(worker)
@@ -312,7 +323,8 @@ export class JobRun {
     }
   }
 
-  private async accept (task: TaskRec, outputCid: string, output: Uint8Array | undefined, by: string[], cached: boolean): Promise<void> {
+  /** `countsAsRun`: the done record stands for the result that caused it too (no result record was written). */
+  private async accept (task: TaskRec, outputCid: string, output: Uint8Array | undefined, by: string[], cached: boolean, countsAsRun = false): Promise<void> {
     task.state = 'done'
     task.outputCid = outputCid
     task.output = output
@@ -329,7 +341,7 @@ export class JobRun {
     for (const w of by) this.ctx.recordOutcome(w, true)
     this.ctx.lineage.set(task.key, { outputCid, output })
     task.durable = false
-    await this.ctx.journal.append({ t: 'done', task: task.index, cid: outputCid, out: output == null ? undefined : Buffer.from(output).toString('base64'), by, run: this.ctx.runNumber, cached: cached || undefined })
+    await this.ctx.journal.append({ t: 'done', task: task.index, cid: outputCid, out: output == null ? undefined : Buffer.from(output).toString('base64'), by, run: this.ctx.runNumber, cached: cached || undefined, ran: countsAsRun || undefined })
     task.durable = true
     for (const [cid, voters] of task.votes) {
       if (cid === outputCid) continue
@@ -371,7 +383,10 @@ export class JobRun {
     // copies of one task cannot share a worker, so look further than the capacity when verifying
     const horizon = capacity * this.plan.verify
     const wanted: TaskView[] = []
-    for (const task of this.tasks) {
+    // tasks go out in order, so finished ones pile up at the front: skip them
+    while (this.tasks[this.firstOpen]?.state === 'done') this.firstOpen++
+    for (let i = this.firstOpen; i < this.tasks.length; i++) {
+      const task = this.tasks[i] as TaskRec
       const n = this.copiesWanted(task)
       if (n === 0) continue
       const view: TaskView = { id: task.index, inputCid: task.inputCid, inputBytes: task.inputBytes, exclude: this.exclusions(task), failedOn: task.failedOn }
@@ -384,12 +399,18 @@ export class JobRun {
 
   /** Near the end, idle workers run second copies of slow tasks; the first valid result wins. */
   private backups (): void {
-    const durations = this.tasks.filter(t => t.durationMs != null).map(t => t.durationMs as number).sort((a, b) => a - b)
-    if (durations.length === 0) return
-    const median = durations[Math.floor(durations.length / 2)] as number
-    const threshold = Math.max(BACKUP_MIN_MS, median * BACKUP_AFTER_MEDIAN)
+    if (this.durations.length === 0) return
+    if (this.backupThreshold.atCount !== this.durations.length) {
+      // the median moves slowly: recompute it when results have doubled, not on every call
+      if (this.durations.length >= 2 * this.backupThreshold.atCount || this.backupThreshold.atCount < 16) {
+        const sorted = [...this.durations].sort((a, b) => a - b)
+        const median = sorted[Math.floor(sorted.length / 2)] as number
+        this.backupThreshold = { atCount: this.durations.length, ms: Math.max(BACKUP_MIN_MS, median * BACKUP_AFTER_MEDIAN) }
+      }
+    }
+    const threshold = this.backupThreshold.ms
     const now = Date.now()
-    const stragglers = this.tasks
+    const stragglers = this.tasks.slice(this.firstOpen)
       .filter(t => t.state === 'running' && t.copies.size > 0 && t.copies.size < MAX_BACKUP_COPIES)
       .map(t => ({ t, started: Math.min(...[...t.copies.values()].map(c => c.startedMs)) }))
       .filter(s => now - s.started >= threshold)
@@ -413,7 +434,7 @@ export class JobRun {
       jobId: plan.jobId,
       task: task.index,
       attempt,
-      codeCid: CID.parse(plan.codeCid).bytes,
+      codeCid: this.codeCidBytes,
       inputCid: task.inputCid == null ? undefined : CID.parse(task.inputCid).bytes,
       runtime: plan.runtime,
       ctx: task.ctx,

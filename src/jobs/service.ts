@@ -45,6 +45,8 @@ export class JobsService {
   private readonly lineage = new Map<string, LineageEntry>()
   private readonly outcomes = new Map<string, { ok: number, bad: number }>()
   private seq = 0
+  /** Parsed peer ids of workers, for RTT lookups on every award. */
+  private readonly peerIds = new Map<string, PeerId>()
   private readonly shutdown = new AbortController()
 
   constructor (init: JobsInit) {
@@ -120,7 +122,12 @@ export class JobsService {
       rttMs: (peer) => {
         if (peer === self) return 0
         try {
-          return node.services.rtt.rttMs(peerIdFromString(peer)) ?? null
+          let id = this.peerIds.get(peer)
+          if (id == null) {
+            id = peerIdFromString(peer)
+            this.peerIds.set(peer, id)
+          }
+          return node.services.rtt.rttMs(id) ?? null
         } catch {
           return null
         }
@@ -246,5 +253,14 @@ export class JobsService {
     const run = this.find(id)
     await run.ended()
     return run.detail()
+  }
+
+  /** Resolves when the job has ended or after `waitMs`: a summary while running, the detail once ended. */
+  async poll (id: string, waitMs: number): Promise<JobSummary | JobDetail> {
+    const run = this.find(id)
+    let timer: ReturnType<typeof setTimeout> | undefined
+    await Promise.race([run.ended(), new Promise(resolve => { timer = setTimeout(resolve, waitMs) })])
+    clearTimeout(timer)
+    return run.state === 'running' ? run.summary() : run.detail()
   }
 }

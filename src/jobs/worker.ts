@@ -260,9 +260,11 @@ export class Worker {
     if (inputCid != null) this.held.add(inputCid)
     const limits = { memoryMiB: Math.min(award.memoryMiB, this.init.config.memoryMiB), timeMs: Math.min(award.timeMs, this.init.config.timeMs) }
     const ctx = JSON.parse(award.ctx) as { task: number, tasks: number, seed: number, args: Record<string, string> }
-    let value = await this.init.sandbox.run({ runtime: info.runtime, code, codeId: codeCid, fn: 'map', input, ctx, limits, signal })
+    // warm contexts are keyed by this id: with reuse on, tasks of one job (never of two) share one
+    const codeId = `${codeCid}/${award.jobId}`
+    let value = await this.init.sandbox.run({ runtime: info.runtime, code, codeId, fn: 'map', input, ctx, limits, signal })
     // combine on the worker: only the combined value crosses the network
-    if (info.exports.includes('combine')) value = await this.init.sandbox.run({ runtime: 'js', code, codeId: codeCid, fn: 'combine', input: [value], limits, signal })
+    if (info.exports.includes('combine')) value = await this.init.sandbox.run({ runtime: 'js', code, codeId, fn: 'combine', input: [value], limits, signal })
     if (this.init.tamper != null) value = this.init.tamper(value, award)
     const output = new TextEncoder().encode(JSON.stringify(value ?? null))
     this.executed++

@@ -123,11 +123,14 @@ export function taskMessage (fields: Partial<TaskMessage> & { type: number }): T
     error: '',
     errorName: '',
     elapsedMs: 0,
-    ...definedOnly(fields)
+    ...definedOnly(fields),
+    type: fields.type
   }
 }
 
 /** Fields given as undefined keep their defaults (as they would after a trip over the wire). */
 function definedOnly<T extends object> (fields: T): Partial<T> {
-  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as Partial<T>
+  const out: Record<string, unknown> = {}
+  for (const key in fields) if (fields[key] !== undefined) out[key] = fields[key]
+  return out as Partial<T>
 }

@@ -4,7 +4,6 @@
  * section before it is compiled (see wasm-binary.ts); the time limit
  * terminates the worker. Idle workers are kept for the next task.
  */
-import { closeSync } from 'node:fs'
 import { Worker } from 'node:worker_threads'
 import { capMemory, capPages, WasmFormatError } from './wasm-binary.ts'
 import { STDERR_TAIL_BYTES, WASM_PAGE_BYTES, WASM_PROGRAM_NAME } from './constants.ts'
@@ -21,7 +20,6 @@ const OUT_OF_MEMORY = /out of memory|memory allocation of \d+ bytes failed|canno
 
 interface PooledWorker {
   worker: Worker
-  devNullFds: number[]
 }
 
 export interface WasmRuntimeInit {
@@ -122,14 +120,14 @@ export class WasmRuntime {
     const parked = this.idle.pop()
     if (parked != null) return parked
     const worker = new Worker(WORKER_URL, { execArgv: ['--no-warnings'], resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 } })
-    const hello = await new Promise<WasmWorkerHello>((resolve, reject) => {
+    await new Promise<WasmWorkerHello>((resolve, reject) => {
       worker.once('message', resolve)
       worker.once('error', reject)
     })
     worker.removeAllListeners('error')
     // an error after a run was settled (or while idle) must not crash the host
     worker.on('error', () => {})
-    const pooled = { worker, devNullFds: hello.devNullFds }
+    const pooled = { worker }
     worker.once('exit', () => {
       const at = this.idle.indexOf(pooled)
       if (at >= 0) this.idle.splice(at, 1)
@@ -143,11 +141,9 @@ export class WasmRuntime {
   }
 
   private async kill (pooled: PooledWorker): Promise<void> {
+    // Node closes the fds a worker opened (its /dev/null) when it exits: closing
+    // them here again could close a descriptor the process has reused since
     await pooled.worker.terminate()
-    // the worker's /dev/null fds are process-wide: close them once it is gone
-    for (const fd of pooled.devNullFds) {
-      try { closeSync(fd) } catch {}
-    }
   }
 }
 

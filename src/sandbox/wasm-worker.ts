@@ -28,7 +28,8 @@ export type WasmOutcome =
   | { kind: 'exit', exitCode: number, stdout: Uint8Array, stderr: string, memoryBytes: number }
   | { kind: 'trap' | 'output' | 'link', message: string, stderr: string, memoryBytes: number }
 
-export interface WasmWorkerHello { devNullFds: number[] }
+/** First message of a worker: it is ready. */
+export interface WasmWorkerHello { ready: true }
 
 const ERRNO_SUCCESS = 0
 const ERRNO_BADF = 8
@@ -37,7 +38,7 @@ const ERRNO_NOTSUP = 58
 class OutputLimit extends Error {}
 
 const devNull = [openSync('/dev/null', 'r'), openSync('/dev/null', 'w'), openSync('/dev/null', 'w')] as const
-parentPort?.postMessage({ devNullFds: [...devNull] } satisfies WasmWorkerHello)
+parentPort?.postMessage({ ready: true } satisfies WasmWorkerHello)
 
 parentPort?.on('message', (task: WasmTask) => {
   parentPort?.postMessage(runTask(task))

@@ -105,14 +105,16 @@ export class LocalMesh {
     this.dir = dir
   }
 
-  static async start (count: number, options: { extraArgs?: string[] } = {}): Promise<LocalMesh> {
+  /** `argsFor(i)`: extra daemon flags of peer i, after `extraArgs` (e.g. a submitter with --slots 0). */
+  static async start (count: number, options: { extraArgs?: string[], argsFor?: (i: number) => string[] } = {}): Promise<LocalMesh> {
     const mesh = new LocalMesh(await mkdtemp(join(tmpdir(), 'lepton-mesh-')))
+    const args = (i: number): string[] => [...(options.extraArgs ?? []), ...(options.argsFor?.(i) ?? [])]
     try {
-      const first = await startDaemon({ repo: mesh.repoPath(0), extraArgs: options.extraArgs })
+      const first = await startDaemon({ repo: mesh.repoPath(0), extraArgs: args(0) })
       mesh.daemons.push(first)
       const bootstrap = [first.addresses[0] as string]
       const rest = await Promise.all(Array.from({ length: count - 1 }, async (_, i) =>
-        await startDaemon({ repo: mesh.repoPath(i + 1), bootstrap, extraArgs: options.extraArgs })))
+        await startDaemon({ repo: mesh.repoPath(i + 1), bootstrap, extraArgs: args(i + 1) })))
       mesh.daemons.push(...rest)
     } catch (err) {
       await mesh.stop()

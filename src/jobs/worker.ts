@@ -236,8 +236,10 @@ export class Worker {
     try {
       if (!this.accepts(submitter, award.runtime)) throw Object.assign(new Error(`this worker does not run ${award.runtime} tasks for ${submitter}`), { name: 'NotAcceptedError' })
       await this.acquireSlot(signal)
+      // from here: the time the task itself takes (fetching, running), not its wait for a slot
+      const running = performance.now()
       try {
-        return { ...await this.run(award, signal), elapsedMs: performance.now() - started }
+        return { ...await this.run(award, signal), elapsedMs: performance.now() - running }
       } finally {
         this.releaseSlot()
       }

@@ -5,6 +5,7 @@
  *   store    add vs sha256; two-process fetch vs one raw libp2p stream; 3-provider fetch
  *   jobs     dispatch of 1000 no-op tasks (tasks/s, ms/task); 2-worker speedup vs one process
  *   routing  mean E = (T0 - T) / T0 of chosen routes vs the best one-hop E on the ground truth
+ *   sandbox  job functions warm in the sandbox vs called directly in V8 (scripts/bench/sandbox.ts)
  */
 import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
@@ -19,6 +20,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { RAW_PROTOCOL } from './bench/raw-peer.ts'
 import { LocalMesh, watchRss } from './local-mesh.ts'
 import { benchJobs } from './bench/jobs.ts'
+import { benchSandbox } from './bench/sandbox.ts'
 
 const MIB = 1024 * 1024
 const rate = (bytes: number, ms: number): number => bytes / MIB / (ms / 1000)
@@ -171,7 +173,7 @@ async function benchRouting (): Promise<void> {
   }
 }
 
-const suites: Record<string, () => Promise<void>> = { store: benchStore, routing: benchRouting, jobs: benchJobs }
+const suites: Record<string, () => Promise<void>> = { store: benchStore, routing: benchRouting, jobs: benchJobs, sandbox: benchSandbox }
 const wanted = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(suites)
 console.log(`lepton bench ${new Date().toISOString()} node ${process.version}`)
 for (const name of wanted) {

@@ -64,7 +64,7 @@ function text (bytes: number): string {
 
 export async function benchSandbox (): Promise<void> {
   const mib = Number(process.env.BENCH_SANDBOX_MIB ?? 4)
-  console.log(`\nsandbox: examples/ run warm in the sandbox vs called directly in this process (medians)`)
+  console.log('\nsandbox: examples/ run warm in the sandbox vs called directly in this process (medians)')
 
   // what the JS runtime is made of
   const isolates: ivm.Isolate[] = []

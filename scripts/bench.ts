@@ -2,7 +2,7 @@
  * `npm run bench [-- SUITE...]`: each figure is printed next to a ceiling
  * measured in the same run on this machine, as a ratio.
  *
- *   store    add vs sha256; two-process fetch vs one raw libp2p stream; 3-provider fetch
+ *   store    add vs sha256 (random bytes, then text); two-process fetch vs one raw libp2p stream; 3-provider fetch
  *   jobs     dispatch of 1000 no-op tasks (tasks/s, ms/task); 2-worker speedup vs one process
  *   routing  mean E = (T0 - T) / T0 of chosen routes vs the best one-hop E on the ground truth
  *   sandbox  job functions warm in the sandbox vs called directly in V8 (scripts/bench/sandbox.ts)
@@ -18,6 +18,7 @@ import { Router } from '../src/routing/index.ts'
 import type { LeptonNode } from '../src/node/index.ts'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { RAW_PROTOCOL } from './bench/raw-peer.ts'
+import { seededText } from './bench/text.ts'
 import { LocalMesh, watchRss } from './local-mesh.ts'
 import { benchJobs } from './bench/jobs.ts'
 import { benchSandbox } from './bench/sandbox.ts'
@@ -51,7 +52,7 @@ async function rawStreamCeiling (frames: number): Promise<number> {
 
 async function benchStore (): Promise<void> {
   const sizeMiB = Number(process.env.BENCH_STORE_MIB ?? 256)
-  console.log(`\nstore: ${sizeMiB} MiB of random bytes, daemons on 127.0.0.1`)
+  console.log(`\nstore: ${sizeMiB} MiB of random bytes (and ${sizeMiB} MiB of seeded text for a second add), daemons on 127.0.0.1`)
   const mesh = await LocalMesh.start(4)
   try {
     const file = join(mesh.dir, 'data.bin')
@@ -67,6 +68,19 @@ async function benchStore (): Promise<void> {
     const added = await a.add(file)
     const add = rate(data.byteLength, performance.now() - t)
     line('add (daemon reads the file)', add, 'sha256 (node:crypto)', sha)
+
+    // text: every leaf is deflated (level 1) before it is stored
+    const textFile = join(mesh.dir, 'text.txt')
+    const text = seededText(sizeMiB * MIB)
+    await writeFile(textFile, text)
+    t = performance.now()
+    createHash('sha256').update(text).digest()
+    const textSha = rate(text.byteLength, performance.now() - t)
+    t = performance.now()
+    await a.add(textFile)
+    const textAdd = rate(text.byteLength, performance.now() - t)
+    line('add, text (stored deflated)', textAdd, 'sha256 (node:crypto)', textSha)
+    await rm(textFile, { force: true })
 
     const raw = await rawStreamCeiling(sizeMiB * 4)
     const watch = watchRss(mesh.daemons[1]?.process.pid ?? 0)

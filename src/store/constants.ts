@@ -9,6 +9,9 @@ export const PACK_MAX_BYTES = 64 * 1024 * 1024
 /** A pack being written is fdatasynced in the background every this many bytes (early writeback). */
 export const PACK_FLUSH_BYTES = 16 * 1024 * 1024
 
+/** Blocks appended together are written with one writev of up to this many bytes. */
+export const PACK_WRITE_GROUP_BYTES = 1024 * 1024
+
 /** gc rewrites a pack whose live blocks take less than this share of it. */
 export const COMPACT_MIN_LIVE = 0.5
 
@@ -25,8 +28,17 @@ export const CHUNK_BYTES = 262_144
 /** Leaves being hashed and written at once during an import. */
 export const IMPORT_WINDOW = 16
 
-/** Chunk reads in flight while a file is imported. */
-export const FILE_READAHEAD = 4
+/** Worker threads that hash the leaves of an import read from a file (0: on the main thread). */
+export const IMPORT_HASH_WORKERS = Number(process.env.LEPTON_HASH_WORKERS ?? 2)
+
+/** The importer's modules are loaded this long after the store starts (not during start-up). */
+export const IMPORTER_PRELOAD_DELAY_MS = 2000
+
+/** An import reads this many chunks per readv... */
+export const FILE_READ_GROUP = 4
+
+/** ...and has this many such reads in flight. */
+export const FILE_READAHEAD = 2
 
 /** Links per interior node of the balanced DAG (kubo's default). */
 export const MAX_CHILDREN_PER_NODE = 174

@@ -18,12 +18,15 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import * as Digest from 'multiformats/hashes/digest'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { CHUNK_BYTES, FILE_READAHEAD, IMPORT_WINDOW, MAX_CHILDREN_PER_NODE } from './constants.ts'
+import { CHUNK_BYTES, FILE_READAHEAD, FILE_READ_GROUP, IMPORT_WINDOW, MAX_CHILDREN_PER_NODE } from './constants.ts'
+import type { LeafHasher } from './hasher.ts'
 import type { ImporterOptions } from 'ipfs-unixfs-importer'
 
 /** Reusable chunk buffers: at most `max` are kept. */
 export class ChunkPool {
   private readonly free: Buffer[] = []
+  /** Memory handed out by this pool, which nothing else shares. */
+  private readonly mine = new WeakSet<ArrayBufferLike>()
   private readonly size: number
   private readonly max: number
 
@@ -33,11 +36,23 @@ export class ChunkPool {
   }
 
   take (): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.size)
+    const buf = this.free.pop() ?? Buffer.allocUnsafeSlow(this.size)
+    this.mine.add(buf.buffer)
+    return buf
+  }
+
+  /** A view of a whole buffer this pool handed out (so it may be transferred to a worker). */
+  owns (bytes: Uint8Array): boolean {
+    return bytes.byteOffset === 0 && this.mine.has(bytes.buffer)
+  }
+
+  /** The same memory back from a worker, under a new ArrayBuffer object. */
+  adopt (bytes: Uint8Array): void {
+    this.mine.add(bytes.buffer)
   }
 
   give (buf: Uint8Array): void {
-    if (this.free.length < this.max && buf.byteOffset === 0 && buf.buffer.byteLength === this.size) {
+    if (this.free.length < this.max && this.owns(buf) && buf.buffer.byteLength === this.size) {
       this.free.push(Buffer.from(buf.buffer, 0, this.size))
     }
   }
@@ -45,24 +60,31 @@ export class ChunkPool {
 
 /**
  * A file's bytes in chunks of exactly `pool`'s size (the last may be
- * shorter), read into pooled buffers, `readahead` reads in flight so that
- * reading overlaps the hashing of the chunk before.
+ * shorter), read into pooled buffers, FILE_READ_GROUP chunks per readv and
+ * `readahead` of those in flight, so that reading overlaps the hashing of the
+ * chunks before.
  */
 export async function * readFileChunks (path: string, pool: ChunkPool, readahead = FILE_READAHEAD): AsyncGenerator<Uint8Array> {
   const handle = await open(path, 'r')
   const size = (await handle.stat()).size
-  const readAt = async (position: number): Promise<Uint8Array> => {
-    const buf = pool.take()
-    const want = Math.min(buf.byteLength, size - position)
+  const groupBytes = CHUNK_BYTES * FILE_READ_GROUP
+  const readAt = async (position: number): Promise<Uint8Array[]> => {
+    const want = Math.min(groupBytes, size - position)
+    const buffers = Array.from({ length: Math.ceil(want / CHUNK_BYTES) }, () => pool.take())
     let filled = 0
     while (filled < want) {
-      const { bytesRead } = await handle.read(buf, filled, want - filled, position + filled)
-      if (bytesRead === 0) throw new Error(`${path} shrank while being read`)
-      filled += bytesRead
+      const bytesRead = filled === 0
+        ? await handle.readv(buffers, position)
+        : await handle.readv(remainder(buffers, filled), position + filled)
+      if (bytesRead.bytesRead === 0) throw new Error(`${path} shrank while being read`)
+      filled += bytesRead.bytesRead
     }
-    return filled === buf.byteLength ? buf : buf.subarray(0, filled)
+    const last = buffers.length - 1
+    const tail = want - last * CHUNK_BYTES
+    if (tail < CHUNK_BYTES) buffers[last] = (buffers[last] as Buffer).subarray(0, tail)
+    return buffers
   }
-  const reads: Array<Promise<Uint8Array>> = []
+  const reads: Array<Promise<Uint8Array[]>> = []
   let next = 0
   try {
     while (true) {
@@ -70,11 +92,11 @@ export async function * readFileChunks (path: string, pool: ChunkPool, readahead
         const read = readAt(next)
         read.catch(() => {}) // awaited in order below
         reads.push(read)
-        next += CHUNK_BYTES
+        next += groupBytes
       }
       const read = reads.shift()
       if (read == null) return
-      yield await read
+      yield * await read
     }
   } finally {
     await Promise.allSettled(reads)
@@ -82,7 +104,33 @@ export async function * readFileChunks (path: string, pool: ChunkPool, readahead
   }
 }
 
+/** The buffers after the first `skip` bytes. */
+function remainder (buffers: Uint8Array[], skip: number): Uint8Array[] {
+  const out: Uint8Array[] = []
+  for (const buf of buffers) {
+    if (skip >= buf.byteLength) {
+      skip -= buf.byteLength
+      continue
+    }
+    out.push(skip > 0 ? buf.subarray(skip) : buf)
+    skip = 0
+  }
+  return out
+}
+
+/** Leaf hashing: this pool's buffers on `hasher`'s workers, any other bytes here. */
+export function pooledLeafHash (pool: ChunkPool, hasher: LeafHasher): NonNullable<LeafWriter['hash']> {
+  return async (bytes) => {
+    if (!pool.owns(bytes)) return { bytes, digest: createHash('sha256').update(bytes).digest() }
+    const out = await hasher.hash(bytes)
+    pool.adopt(out.bytes)
+    return out
+  }
+}
+
 export interface LeafWriter {
+  /** sha2-256 of a leaf, and its bytes (maybe a new view of them). @default node:crypto here */
+  hash?(bytes: Uint8Array): Promise<{ bytes: Uint8Array, digest: Uint8Array }>
   /** Stores a leaf (its CID computed by the caller from these bytes). */
   put(cid: CID, bytes: Uint8Array): Promise<void>
   /** Called once a leaf's buffer is no longer needed. */
@@ -118,12 +166,15 @@ export function windowedLeafImporter (writer: LeafWriter, window = IMPORT_WINDOW
             ended = true
             break
           }
-          const bytes = next.value
           // the first leaf of a file may become the file's root: the importer keeps its bytes
           const recycle = !first
           first = false
           const work = (async (): Promise<LeafResult> => {
-            const cid = CID.createV1(raw.code, Digest.create(sha256.code, createHash('sha256').update(bytes).digest()))
+            let bytes = next.value
+            let digest: Uint8Array
+            if (writer.hash != null) ({ bytes, digest } = await writer.hash(bytes))
+            else digest = createHash('sha256').update(bytes).digest()
+            const cid = CID.createV1(raw.code, Digest.create(sha256.code, digest))
             await writer.put(cid, bytes)
             if (recycle) writer.release?.(bytes)
             return { cid, size: BigInt(bytes.byteLength), block: bytes, unixfs: undefined }
@@ -142,14 +193,22 @@ export function windowedLeafImporter (writer: LeafWriter, window = IMPORT_WINDOW
   }
 }
 
+type ImporterModules = [typeof import('ipfs-unixfs-importer'), typeof import('ipfs-unixfs-importer/chunker'), typeof import('ipfs-unixfs-importer/layout')]
+let modules: Promise<ImporterModules> | undefined
+
 /**
- * The importer and its options. Loaded on first use: an idle daemon does not
- * need it in memory.
+ * Loads the importer's modules (once). Loading takes ~150 ms here, as much as
+ * importing 100 MiB: the store calls this in the background soon after start,
+ * so that an idle daemon starts light and the first add does not pay it.
  */
+export async function preloadImporter (): Promise<ImporterModules> {
+  modules ??= Promise.all([import('ipfs-unixfs-importer'), import('ipfs-unixfs-importer/chunker'), import('ipfs-unixfs-importer/layout')])
+  return await modules
+}
+
+/** The importer and its options. */
 export async function loadImporter (writer: LeafWriter): Promise<{ importer: typeof import('ipfs-unixfs-importer').importer, options: ImporterOptions }> {
-  const [{ importer }, { fixedSize }, { balanced }] = await Promise.all([
-    import('ipfs-unixfs-importer'), import('ipfs-unixfs-importer/chunker'), import('ipfs-unixfs-importer/layout')
-  ])
+  const [{ importer }, { fixedSize }, { balanced }] = await preloadImporter()
   return {
     importer,
     options: {

@@ -4,8 +4,9 @@ import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
 import { DiskBlockstore, contiguous, decodeStored, encodeStoredAsync, verifyBlock } from './blockstore.ts'
-import { FIND_TIMEOUT_MS, FORGED_BLOCK_BAN_MS, READ_LOOKAHEAD, HAVE_TIMEOUT_MS, REPROVIDE_INTERVAL_MS } from './constants.ts'
-import { ChunkPool, loadImporter, readFileChunks } from './importer.ts'
+import { FIND_TIMEOUT_MS, FORGED_BLOCK_BAN_MS, IMPORT_HASH_WORKERS, IMPORTER_PRELOAD_DELAY_MS, READ_LOOKAHEAD, HAVE_TIMEOUT_MS, REPROVIDE_INTERVAL_MS } from './constants.ts'
+import { LeafHasher } from './hasher.ts'
+import { ChunkPool, loadImporter, pooledLeafHash, preloadImporter, readFileChunks } from './importer.ts'
 import { DAG_PB, RAW, linksOf } from './dag.ts'
 import { BlockNotFoundError, ContentNotFoundError, CorruptBlockError, InvalidCidError, NotPinnedError } from './errors.ts'
 import { BlockExchange } from './exchange.ts'
@@ -65,6 +66,8 @@ export class DefaultStore implements Store {
   /** Operations that write blocks; gc waits for them and holds new ones back. */
   private busy = 0
   private gcRunning?: Promise<unknown>
+  /** Hashes import leaves off the main thread (workers start at the first add). */
+  private readonly hasher = new LeafHasher(IMPORT_HASH_WORKERS)
 
   constructor (init: StoreInit) {
     this.node = init.node
@@ -93,6 +96,7 @@ export class DefaultStore implements Store {
     this.reprovideTimer.unref()
     // announce what we hold once the node has had time to join the DHT
     setTimeout(() => { this.reprovideAll().catch(() => {}) }, 5000).unref()
+    setTimeout(() => { preloadImporter().catch(() => {}) }, IMPORTER_PRELOAD_DELAY_MS).unref()
   }
 
   async stop (): Promise<void> {
@@ -100,6 +104,7 @@ export class DefaultStore implements Store {
     clearInterval(this.reprovideTimer)
     await this.replication.stop()
     await this.exchange.stop()
+    await this.hasher.close()
     await this.blockstore.close()
   }
 
@@ -143,7 +148,7 @@ export class DefaultStore implements Store {
       const last = await this.blockstore.writeBatch(async batch => {
         // the importer computes each CID from the bytes it stores: no second hash
         const put = async (cid: CID, block: Uint8Array): Promise<void> => { await batch.putStored(cid, await encodeStoredAsync(block)) }
-        const { importer, options: importOptions } = await loadImporter({ put, release: (leaf) => { pool.give(leaf) } })
+        const { importer, options: importOptions } = await loadImporter({ put, release: (leaf) => { pool.give(leaf) }, hash: pooledLeafHash(pool, this.hasher) })
         const trusted = {
           put: async (cid: CID, block: Uint8Array) => {
             await put(cid, block)

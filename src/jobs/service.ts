@@ -6,7 +6,7 @@
 import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
-import { OFFERS_TOPIC, OfferCodec, TASKS_PROTOCOL, TASK_MSG, reliability } from '../market/index.ts'
+import { BID_FLOOD, FLOOD_BAN_MS, FloodGuard, OFFERS_TOPIC, OfferCodec, TASKS_PROTOCOL, TASK_MSG, reliability } from '../market/index.ts'
 import { TaskChannel } from './channel.ts'
 import { MAX_ACTIVE_JOBS } from './constants.ts'
 import { InvalidJobError, JobNotFoundError } from './errors.ts'
@@ -48,6 +48,7 @@ export class JobsService {
   /** Parsed peer ids of workers, for RTT lookups on every award. */
   private readonly peerIds = new Map<string, PeerId>()
   private readonly shutdown = new AbortController()
+  private readonly bidGuard = new FloodGuard(BID_FLOOD)
 
   constructor (init: JobsInit) {
     this.init = init
@@ -61,7 +62,19 @@ export class JobsService {
 
   async start (): Promise<void> {
     await this.init.node.handle(TASKS_PROTOCOL, (stream, connection) => {
-      this.onStream(stream, connection.remotePeer)
+      const peer = connection.remotePeer
+      const flood = this.bidGuard.hit(peer.toString(), Date.now())
+      if (flood !== 'ok') {
+        stream.abort(new Error('too many task streams'))
+        if (flood === 'ban') {
+          this.log.warn('worker flooding task streams; banned', { peer: peer.toString(), minutes: FLOOD_BAN_MS / 60_000 })
+          this.init.node.services.bans.ban(peer, FLOOD_BAN_MS, 'flooded task streams')
+          this.bidGuard.forget(peer.toString())
+          this.init.node.hangUp(peer).catch(() => {})
+        }
+        return
+      }
+      this.onStream(stream, peer)
     }, { maxInboundStreams: 1024 })
     this.worker.start()
     await this.load()

@@ -5,7 +5,7 @@
  */
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { CID } from 'multiformats/cid'
-import { OFFERS_TOPIC, TASKS_PROTOCOL, INLINE_OUTPUT_BYTES, TASK_MSG, judgeOffer, taskMessage } from '../market/index.ts'
+import { FLOOD_BAN_MS, FloodGuard, OFFERS_TOPIC, OFFER_FLOOD, TASKS_PROTOCOL, INLINE_OUTPUT_BYTES, TASK_MSG, judgeOffer, taskMessage } from '../market/index.ts'
 import { TaskChannel } from './channel.ts'
 import { HEARTBEAT_MS, MAX_MODULE_BYTES, MAX_PARTITION_BYTES } from './constants.ts'
 import { lineageKey, rawCid } from './lineage.ts'
@@ -80,6 +80,7 @@ export class Worker {
   private readonly waiting: Array<() => void> = []
   private active = 0
   private readonly shutdown = new AbortController()
+  private readonly offerGuard = new FloodGuard(OFFER_FLOOD)
   private timer?: ReturnType<typeof setInterval>
   /** Tasks run to completion (not lineage hits). */
   executed = 0
@@ -122,7 +123,18 @@ export class Worker {
 
   private validate (msg: Message): TopicValidatorResult {
     if (msg.type !== 'signed') return TopicValidatorResult.Reject
-    const { verdict } = judgeOffer(msg.data, this.lastSeq.get(msg.from.toString()), Date.now())
+    const from = msg.from.toString()
+    const flood = this.offerGuard.hit(from, Date.now())
+    if (flood === 'ban') {
+      // offers far beyond what any submitter sends: refuse the peer for a while
+      this.log.warn('submitter flooding offers; banned', { peer: from, minutes: FLOOD_BAN_MS / 60_000 })
+      this.init.node.services.bans.ban(msg.from, FLOOD_BAN_MS, 'flooded task offers')
+      this.offerGuard.forget(from)
+      this.init.node.hangUp(msg.from).catch(() => {})
+      return TopicValidatorResult.Reject
+    }
+    if (flood === 'throttle') return TopicValidatorResult.Ignore
+    const { verdict } = judgeOffer(msg.data, this.lastSeq.get(from), Date.now())
     if (verdict === 'reject') return TopicValidatorResult.Reject
     if (verdict === 'ignore') return TopicValidatorResult.Ignore
     return TopicValidatorResult.Accept

@@ -23,3 +23,12 @@ export const MAX_TASK_FRAME_BYTES = 320 * 1024
 
 /** Outputs up to this size travel inline in the result frame; larger ones go through the store. */
 export const INLINE_OUTPUT_BYTES = 256 * 1024
+
+/** Offers accepted per submitter: a submitter publishes one a second per job waiting for workers. */
+export const OFFER_FLOOD = { ratePerS: 100, burst: 200, banAfter: 200 }
+
+/** Task streams (bids) accepted per worker: one per job it works on. */
+export const BID_FLOOD = { ratePerS: 20, burst: 40, banAfter: 40 }
+
+/** How long a flooding peer stays banned. */
+export const FLOOD_BAN_MS = 10 * 60_000

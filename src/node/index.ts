@@ -23,6 +23,22 @@ import type { KadDHT } from '@libp2p/kad-dht'
 import type { Libp2p, PeerDiscovery, PeerId, PrivateKey, Transport } from '@libp2p/interface'
 import type { Ping } from '@libp2p/ping'
 import type { Datastore } from 'interface-datastore'
+import { createTopicScoreParams } from '@libp2p/gossipsub/score'
+import { OFFERS_TOPIC } from '../market/constants.ts'
+import { ROUTING_TOPIC } from '../routing/constants.ts'
+
+/**
+ * Peer scoring on our topics: every message a validator rejects (malformed,
+ * oversized, future-dated, a flood) costs its sender 10 x count² points, so a
+ * few put it under the graylist threshold (-80) and its gossip is ignored
+ * until the penalty decays. Delivery-rate penalties stay off: our topics are
+ * quiet by design and an honest peer may publish nothing for minutes.
+ */
+const quietTopic = createTopicScoreParams({ topicWeight: 1, timeInMeshWeight: 0.01, timeInMeshQuantum: 1000, timeInMeshCap: 100, firstMessageDeliveriesWeight: 0, meshMessageDeliveriesWeight: 0, meshFailurePenaltyWeight: 0, invalidMessageDeliveriesWeight: -10, invalidMessageDeliveriesDecay: 0.9 })
+const GOSSIP_SCORING = {
+  scoreParams: { topics: { [OFFERS_TOPIC]: quietTopic, [ROUTING_TOPIC]: quietTopic } },
+  scoreThresholds: { gossipThreshold: -10, publishThreshold: -50, graylistThreshold: -80 }
+}
 
 export * from './constants.ts'
 export { PeerBans } from './bans.ts'
@@ -106,7 +122,7 @@ export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
         initialQuerySelfInterval: DHT_INITIAL_QUERY_SELF_MS,
         querySelfInterval: DHT_QUERY_SELF_MS
       }),
-      pubsub: gossipsub(),
+      pubsub: gossipsub(GOSSIP_SCORING),
       rtt: rttMonitor(init.rtt),
       connector: peerConnector({ rttMs, ...init.connector }),
       bans: () => bans,

@@ -58,6 +58,8 @@ export interface Sandbox {
   run(req: RunRequest): Promise<unknown>
   /** Validates a module and lists its task functions; throws InvalidModuleError. */
   inspect(runtime: Runtime, code: Uint8Array, codeId: string): Promise<ModuleInfo>
+  /** Drops the warm JS isolates of `codeId` (the code will not run again soon, e.g. its job ended). */
+  evict(codeId: string): void
   /** Ends every warm isolate and worker; runs in flight are aborted. */
   close(): Promise<void>
 }

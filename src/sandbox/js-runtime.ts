@@ -147,6 +147,17 @@ export class JsRuntime {
     return warm
   }
 
+  /** Disposes the idle isolates of `codeId` (its job ended: nothing will run there again). */
+  evict (codeId: string): void {
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      const warm = this.idle[i] as WarmIsolate
+      if (warm.key.endsWith(`:${codeId}`)) {
+        this.idle.splice(i, 1)
+        dispose(warm)
+      }
+    }
+  }
+
   private release (warm: WarmIsolate, healthy: boolean, limits: TaskLimits): void {
     this.busy.delete(warm)
     if (!healthy || this.closed || warm.isolate.isDisposed) {

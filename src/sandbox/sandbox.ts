@@ -38,6 +38,10 @@ export class DefaultSandbox implements Sandbox {
     return { runtime: 'wasm', exports: ['map'] }
   }
 
+  evict (codeId: string): void {
+    this.js.evict(codeId)
+  }
+
   async close (): Promise<void> {
     this.closed = true
     this.js.close()

@@ -95,6 +95,11 @@ export class Worker {
     return this.init.config.slots
   }
 
+  /** Tasks running now (never more than `slots`). */
+  get runningCount (): number {
+    return this.active
+  }
+
   /** Slots not running or promised to a queued task. */
   get freeSlots (): number {
     return Math.max(0, this.slots - this.active - this.waiting.length)

@@ -75,7 +75,7 @@ export class JobsService {
         return
       }
       this.onStream(stream, peer)
-    }, { maxInboundStreams: 1024 })
+    }, { maxInboundStreams: MAX_ACTIVE_JOBS, maxOutboundStreams: MAX_ACTIVE_JOBS })
     this.worker.start()
     await this.load()
   }

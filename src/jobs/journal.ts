@@ -34,7 +34,7 @@ export class Journal {
         const batch = this.queue
         this.queue = []
         try {
-          this.file ??= await open(this.path, 'a')
+          this.file ??= await openForAppend(this.path)
           await this.file.appendFile(batch.map(b => b.line).join(''))
           await this.file.datasync()
           for (const b of batch) b.resolve()
@@ -52,6 +52,30 @@ export class Journal {
     await this.flushing
     await this.file?.close()
     this.file = undefined
+  }
+}
+
+/**
+ * Opens for appending after cutting a torn last line (a crash mid-write), so
+ * the next record starts on a line of its own instead of gluing onto the
+ * garbage and being lost with it at the next read.
+ */
+async function openForAppend (path: string): Promise<FileHandle> {
+  const file = await open(path, 'a+')
+  try {
+    const { size } = await file.stat()
+    if (size > 0) {
+      const last = Buffer.alloc(1)
+      await file.read(last, 0, 1, size - 1)
+      if (last[0] !== 0x0a) {
+        const text = await readFile(path)
+        await file.truncate(text.lastIndexOf(0x0a) + 1)
+      }
+    }
+    return file
+  } catch (err) {
+    await file.close()
+    throw err
   }
 }
 

@@ -18,7 +18,19 @@ export function rawCid (bytes: Uint8Array): CID {
   return CID.createV1(raw.code, createDigest(0x12, digest))
 }
 
-/** The map context of task `index`: seeds differ per task so Monte-Carlo tasks do not repeat each other. */
+/** murmur3's 32-bit finalizer: nearby inputs give unrelated outputs. */
+function mix32 (x: number): number {
+  let h = x >>> 0
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b)
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35)
+  return (h ^ (h >>> 16)) >>> 0
+}
+
+/**
+ * The map context of task `index`. Seeds are a hash of (job seed, task), so
+ * tasks of one job differ, and jobs with nearby seeds do not share tasks'
+ * random sequences shifted by one.
+ */
 export function taskContext (index: number, tasks: number, seed: number, args: Record<string, string>): string {
-  return JSON.stringify({ task: index, tasks, seed: (seed + index + 1) >>> 0, args })
+  return JSON.stringify({ task: index, tasks, seed: mix32(mix32(seed) ^ (index + 1)), args })
 }

@@ -13,7 +13,12 @@ export type OfferVerdict = 'accept' | 'reject' | 'ignore'
 /** Decodes and checks an offer; throws InvalidOfferError on anything malformed. */
 export function decodeOffer (data: Uint8Array): Offer {
   if (data.byteLength > MAX_OFFER_BYTES) throw new InvalidOfferError(`offer of ${data.byteLength} bytes exceeds ${MAX_OFFER_BYTES}`)
-  const offer = OfferCodec.decode(data)
+  let offer: Offer
+  try {
+    offer = OfferCodec.decode(data)
+  } catch (err) {
+    throw new InvalidOfferError(`offer does not decode: ${(err as Error).message}`)
+  }
   if (!/^[0-9a-z-]{1,64}$/.test(offer.jobId)) throw new InvalidOfferError('offer has a malformed job id')
   if (offer.runtime !== 'js' && offer.runtime !== 'wasm') throw new InvalidOfferError(`offer names unknown runtime "${offer.runtime}"`)
   try {
@@ -23,6 +28,7 @@ export function decodeOffer (data: Uint8Array): Offer {
     throw new InvalidOfferError('offer carries a malformed CID')
   }
   if (offer.memoryMiB < 1 || offer.timeMs < 1) throw new InvalidOfferError('offer has no task limits')
+  if (offer.pending < 1) throw new InvalidOfferError('offer has no pending tasks')
   return offer
 }
 

@@ -30,6 +30,8 @@ export const DEFAULT_WEIGHTS: ScoringWeights = {
   retrySameWorkerPenaltyMs: 10_000
 }
 
+const TIE_MS = 1e-9
+
 export interface WorkerView {
   id: string
   rttMs: number | null
@@ -38,7 +40,7 @@ export interface WorkerView {
   /** Running / slots, 0..1 (may exceed 1 with queued work). */
   load: number
   slots: number
-  /** Laplace estimate of success: (ok + 1) / (ok + bad + 2). */
+  /** 0..1, from reliability(ok, bad). */
   reliability: number
   /** Input CIDs it holds. */
   holds: ReadonlySet<string>
@@ -59,8 +61,14 @@ export interface Assignment {
   worker: string
 }
 
+/**
+ * 1 minus the share of failures, counted against two virtual successes: a
+ * new worker starts at 1 (no penalty: newcomers must get work), a worker
+ * that failed once and never succeeded is at 2/3, one that keeps failing
+ * tends to 0.
+ */
 export function reliability (ok: number, bad: number): number {
-  return (ok + 1) / (ok + bad + 2)
+  return 1 - bad / (ok + bad + 2)
 }
 
 /** Estimated cost, in ms, of `worker` running `task`. */
@@ -91,7 +99,8 @@ export function assignTasks (tasks: readonly TaskView[], workers: readonly Worke
     for (const w of left.values()) {
       if (w.capacity <= 0 || task.exclude.has(w.id) || already?.has(w.id) === true) continue
       const cost = workerCost(task, w, weights)
-      if (cost < bestCost || (cost === bestCost && best != null && w.id < best.id)) {
+      // costs within a nanosecond are a tie (float sums differ in the last bit): lower id wins
+      if (cost < bestCost - TIE_MS || (best != null && cost <= bestCost + TIE_MS && w.id < best.id)) {
         best = w
         bestCost = cost
       }

@@ -106,6 +106,12 @@ export function parseConfig (text: string, file: string): Config {
   if (obj.version > CONFIG_VERSION) {
     throw new RepoVersionError(`config file ${file} has version ${obj.version}, newer than this lepton understands (${CONFIG_VERSION}); upgrade lepton`)
   }
+  for (const section of ['connections', 'worker']) {
+    const v = obj[section]
+    if (v !== undefined && (v == null || typeof v !== 'object' || Array.isArray(v))) {
+      throw new ConfigError(`config file ${file}: "${section}" must be an object`)
+    }
+  }
   const defaults = defaultConfig()
   const config: Config = { ...defaults, ...obj, connections: { ...defaults.connections, ...(obj.connections as object ?? {}) }, worker: { ...defaults.worker, ...(obj.worker as object ?? {}) } } as Config
   const bad = (field: string, expected: string): never => {

@@ -62,7 +62,7 @@ describe('worker config', () => {
   // a worker section that is not an object is spread instead of checked, so
   // `"worker": 4` (or "lots", or [8]) passes silently and the daemon runs with the
   // defaults. Expected: ConfigError naming "worker". (connections has the same flaw.)
-  it.fails('rejects a worker section that is not an object', () => {
+  it('rejects a worker section that is not an object', () => {
     expect(() => parse(4)).toThrow(/"worker"/)
   })
 })

@@ -63,7 +63,9 @@ describe('rawCid', () => {
 
 describe('taskContext', () => {
   it('is the JSON of task, task count, seed and arguments', () => {
-    expect(JSON.parse(taskContext(2, 5, 100, { n: '3' }))).toEqual({ task: 2, tasks: 5, seed: 103, args: { n: '3' } })
+    const ctx = JSON.parse(taskContext(2, 5, 100, { n: '3' })) as { seed: number }
+    expect(ctx).toEqual({ task: 2, tasks: 5, seed: ctx.seed, args: { n: '3' } })
+    expect(taskContext(2, 5, 100, { n: '3' })).toBe(JSON.stringify(ctx))
   })
 
   it('gives every task of a job its own seed, a 32-bit unsigned integer', () => {
@@ -76,5 +78,14 @@ describe('taskContext', () => {
 
   it('differs from the job seed itself, so task 0 does not replay a run seeded by the job seed', () => {
     expect((JSON.parse(taskContext(0, 1, 42, {})) as { seed: number }).seed).not.toBe(42)
+  })
+})
+
+describe('task seeds across jobs', () => {
+  it('jobs with nearby seeds do not share task sequences shifted by one', () => {
+    const seeds = (jobSeed: number): number[] => Array.from({ length: 100 }, (_, i) => (JSON.parse(taskContext(i, 100, jobSeed, {})) as { seed: number }).seed)
+    const a = new Set(seeds(7))
+    const overlap = seeds(8).filter(s => a.has(s))
+    expect(overlap).toEqual([])
   })
 })

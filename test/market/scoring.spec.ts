@@ -14,11 +14,12 @@ function task (id: number, fields: Partial<TaskView> = {}): TaskView {
 }
 
 describe('reliability', () => {
-  it('is the Laplace estimate of success', () => {
-    expect(reliability(0, 0)).toBe(0.5)
-    expect(reliability(9, 0)).toBeCloseTo(10 / 11)
-    expect(reliability(0, 9)).toBeCloseTo(1 / 11)
-    expect(reliability(3, 1)).toBeCloseTo(4 / 6)
+  it('is 1 minus the failure share against two virtual successes: newcomers start unpenalised', () => {
+    expect(reliability(0, 0)).toBe(1)
+    expect(reliability(9, 0)).toBe(1)
+    expect(reliability(0, 1)).toBeCloseTo(2 / 3)
+    expect(reliability(0, 9)).toBeCloseTo(2 / 11)
+    expect(reliability(3, 1)).toBeCloseTo(5 / 6)
     // more successes never lower it, more failures never raise it
     expect(reliability(5, 2)).toBeGreaterThan(reliability(4, 2))
     expect(reliability(5, 3)).toBeLessThan(reliability(5, 2))

@@ -28,9 +28,6 @@ export const CHUNK_BYTES = 262_144
 /** Leaves being hashed and written at once during an import. */
 export const IMPORT_WINDOW = 16
 
-/** Worker threads that hash the leaves of an import read from a file (0: on the main thread). */
-export const IMPORT_HASH_WORKERS = Number(process.env.LEPTON_HASH_WORKERS ?? 2)
-
 /** The importer's modules are loaded this long after the store starts (not during start-up). */
 export const IMPORTER_PRELOAD_DELAY_MS = 2000
 

@@ -19,14 +19,11 @@ import * as raw from 'multiformats/codecs/raw'
 import * as Digest from 'multiformats/hashes/digest'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { CHUNK_BYTES, FILE_READAHEAD, FILE_READ_GROUP, IMPORT_WINDOW, MAX_CHILDREN_PER_NODE } from './constants.ts'
-import type { LeafHasher } from './hasher.ts'
 import type { ImporterOptions } from 'ipfs-unixfs-importer'
 
 /** Reusable chunk buffers: at most `max` are kept. */
 export class ChunkPool {
   private readonly free: Buffer[] = []
-  /** Memory handed out by this pool, which nothing else shares. */
-  private readonly mine = new WeakSet<ArrayBufferLike>()
   private readonly size: number
   private readonly max: number
 
@@ -36,23 +33,12 @@ export class ChunkPool {
   }
 
   take (): Buffer {
-    const buf = this.free.pop() ?? Buffer.allocUnsafeSlow(this.size)
-    this.mine.add(buf.buffer)
-    return buf
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.size)
   }
 
-  /** A view of a whole buffer this pool handed out (so it may be transferred to a worker). */
-  owns (bytes: Uint8Array): boolean {
-    return bytes.byteOffset === 0 && this.mine.has(bytes.buffer)
-  }
-
-  /** The same memory back from a worker, under a new ArrayBuffer object. */
-  adopt (bytes: Uint8Array): void {
-    this.mine.add(bytes.buffer)
-  }
-
+  /** Takes back a buffer from `take` (a view of all or the start of it) once nothing uses it. */
   give (buf: Uint8Array): void {
-    if (this.free.length < this.max && this.owns(buf) && buf.buffer.byteLength === this.size) {
+    if (this.free.length < this.max && buf.byteOffset === 0 && buf.buffer.byteLength === this.size) {
       this.free.push(Buffer.from(buf.buffer, 0, this.size))
     }
   }
@@ -118,19 +104,7 @@ function remainder (buffers: Uint8Array[], skip: number): Uint8Array[] {
   return out
 }
 
-/** Leaf hashing: this pool's buffers on `hasher`'s workers, any other bytes here. */
-export function pooledLeafHash (pool: ChunkPool, hasher: LeafHasher): NonNullable<LeafWriter['hash']> {
-  return async (bytes) => {
-    if (!pool.owns(bytes)) return { bytes, digest: createHash('sha256').update(bytes).digest() }
-    const out = await hasher.hash(bytes)
-    pool.adopt(out.bytes)
-    return out
-  }
-}
-
 export interface LeafWriter {
-  /** sha2-256 of a leaf, and its bytes (maybe a new view of them). @default node:crypto here */
-  hash?(bytes: Uint8Array): Promise<{ bytes: Uint8Array, digest: Uint8Array }>
   /** Stores a leaf (its CID computed by the caller from these bytes). */
   put(cid: CID, bytes: Uint8Array): Promise<void>
   /** Called once a leaf's buffer is no longer needed. */
@@ -170,11 +144,8 @@ export function windowedLeafImporter (writer: LeafWriter, window = IMPORT_WINDOW
           const recycle = !first
           first = false
           const work = (async (): Promise<LeafResult> => {
-            let bytes = next.value
-            let digest: Uint8Array
-            if (writer.hash != null) ({ bytes, digest } = await writer.hash(bytes))
-            else digest = createHash('sha256').update(bytes).digest()
-            const cid = CID.createV1(raw.code, Digest.create(sha256.code, digest))
+            const bytes = next.value
+            const cid = CID.createV1(raw.code, Digest.create(sha256.code, createHash('sha256').update(bytes).digest()))
             await writer.put(cid, bytes)
             if (recycle) writer.release?.(bytes)
             return { cid, size: BigInt(bytes.byteLength), block: bytes, unixfs: undefined }

@@ -4,9 +4,8 @@ import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
 import { DiskBlockstore, contiguous, decodeStored, encodeStoredAsync, verifyBlock } from './blockstore.ts'
-import { FIND_TIMEOUT_MS, FORGED_BLOCK_BAN_MS, IMPORT_HASH_WORKERS, IMPORTER_PRELOAD_DELAY_MS, READ_LOOKAHEAD, HAVE_TIMEOUT_MS, REPROVIDE_INTERVAL_MS } from './constants.ts'
-import { LeafHasher } from './hasher.ts'
-import { ChunkPool, loadImporter, pooledLeafHash, preloadImporter, readFileChunks } from './importer.ts'
+import { FIND_TIMEOUT_MS, FORGED_BLOCK_BAN_MS, IMPORTER_PRELOAD_DELAY_MS, READ_LOOKAHEAD, HAVE_TIMEOUT_MS, REPROVIDE_INTERVAL_MS } from './constants.ts'
+import { ChunkPool, loadImporter, preloadImporter, readFileChunks } from './importer.ts'
 import { DAG_PB, RAW, linksOf } from './dag.ts'
 import { BlockNotFoundError, ContentNotFoundError, CorruptBlockError, InvalidCidError, NotPinnedError } from './errors.ts'
 import { BlockExchange } from './exchange.ts'
@@ -66,8 +65,6 @@ export class DefaultStore implements Store {
   /** Operations that write blocks; gc waits for them and holds new ones back. */
   private busy = 0
   private gcRunning?: Promise<unknown>
-  /** Hashes import leaves off the main thread (workers start at the first add). */
-  private readonly hasher = new LeafHasher(IMPORT_HASH_WORKERS)
 
   constructor (init: StoreInit) {
     this.node = init.node
@@ -104,7 +101,6 @@ export class DefaultStore implements Store {
     clearInterval(this.reprovideTimer)
     await this.replication.stop()
     await this.exchange.stop()
-    await this.hasher.close()
     await this.blockstore.close()
   }
 
@@ -148,7 +144,7 @@ export class DefaultStore implements Store {
       const last = await this.blockstore.writeBatch(async batch => {
         // the importer computes each CID from the bytes it stores: no second hash
         const put = async (cid: CID, block: Uint8Array): Promise<void> => { await batch.putStored(cid, await encodeStoredAsync(block)) }
-        const { importer, options: importOptions } = await loadImporter({ put, release: (leaf) => { pool.give(leaf) }, hash: pooledLeafHash(pool, this.hasher) })
+        const { importer, options: importOptions } = await loadImporter({ put, release: (leaf) => { pool.give(leaf) } })
         const trusted = {
           put: async (cid: CID, block: Uint8Array) => {
             await put(cid, block)

@@ -8,8 +8,7 @@ import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { balanced } from 'ipfs-unixfs-importer/layout'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CHUNK_BYTES } from '../../src/store/constants.ts'
-import { LeafHasher } from '../../src/store/hasher.ts'
-import { ChunkPool, loadImporter, pooledLeafHash, readFileChunks } from '../../src/store/importer.ts'
+import { ChunkPool, loadImporter, readFileChunks } from '../../src/store/importer.ts'
 import { RECORD_DEL, RECORD_PUT, decodeRecords, encodeRecords } from '../../src/store/pack-log.ts'
 import { CID } from 'multiformats/cid'
 
@@ -26,10 +25,8 @@ const SIZES = [0, 1, CHUNK_BYTES, CHUNK_BYTES + 1, 4 * CHUNK_BYTES, 4 * CHUNK_BY
 
 describe('import from files', () => {
   let dir: string
-  const hasher = new LeafHasher(2)
   beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'lepton-import-')) })
   afterAll(async () => {
-    await hasher.close()
     await rm(dir, { recursive: true, force: true })
   })
 
@@ -45,7 +42,7 @@ describe('import from files', () => {
     }
   })
 
-  it('the windowed leaf stage with hash workers and pooled buffers gives the importer\'s CIDs', async () => {
+  it('the windowed leaf stage with pooled buffers gives the importer\'s CIDs', async () => {
     for (const size of SIZES) {
       const data = randomBytes(size)
       const file = join(dir, `c${size}`)
@@ -53,7 +50,6 @@ describe('import from files', () => {
       const pool = new ChunkPool()
       const stored = new Map<string, Buffer>()
       const { importer: run, options } = await loadImporter({
-        hash: pooledLeafHash(pool, hasher),
         // copy: the buffer goes back to the pool right after
         put: async (cid, bytes) => { stored.set(cid.toString(), Buffer.from(bytes)) },
         release: (bytes) => { pool.give(bytes) }
@@ -67,23 +63,6 @@ describe('import from files', () => {
         if (cid.startsWith('bafkrei')) expect(createHash('sha256').update(bytes).digest('hex')).toBe(Buffer.from(CID.parse(cid).multihash.digest).toString('hex'))
       }
     }
-  })
-
-  it('the hash workers return the digest and the same bytes', async () => {
-    const pool = new ChunkPool()
-    const buf = pool.take()
-    buf.fill(7)
-    const expected = createHash('sha256').update(buf).digest('hex')
-    const { bytes, digest } = await pooledLeafHash(pool, hasher)(buf)
-    expect(Buffer.from(digest).toString('hex')).toBe(expected)
-    expect(bytes.byteLength).toBe(CHUNK_BYTES)
-    expect(Buffer.from(bytes).every(b => b === 7)).toBe(true)
-    expect(pool.owns(bytes)).toBe(true)
-    // memory the pool does not own is hashed in place, never transferred
-    const shared = randomBytes(2 * CHUNK_BYTES)
-    const half = shared.subarray(0, CHUNK_BYTES)
-    await pooledLeafHash(pool, hasher)(half)
-    expect(shared.byteLength).toBe(2 * CHUNK_BYTES)
   })
 })
 

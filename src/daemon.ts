@@ -2,7 +2,7 @@
  * The daemon: opens (or creates) the repo, takes its lock, starts the libp2p
  * node and the control API, and stops all of it in reverse order.
  */
-import { apiRoutes, startApiServer, AddressInUseError } from './api/index.ts'
+import { apiRoutes, checkApiBind, startApiServer, AddressInUseError } from './api/index.ts'
 import { LeptonError } from './errors.ts'
 import { silentLogger } from './log.ts'
 import { createNode } from './node/index.ts'
@@ -31,6 +31,8 @@ export interface DaemonInit {
   bootstrap?: string[]
   /** HOST:PORT of the control API; the config's when absent. */
   api?: string
+  /** Allow a non-loopback API address (warned about); the config's `apiPublic` when absent. */
+  apiPublic?: boolean
   mdns?: boolean
   /** Relay for mesh members and forward along detours; the config's when absent. */
   relay?: boolean
@@ -51,6 +53,8 @@ export class Daemon implements ApiBackend {
   readonly repo: string
   private readonly sandbox: Sandbox
   private api?: ApiServer
+  /** The repo has a swarm key: only peers holding it can connect. */
+  private privateMesh = false
   private readonly lock: RepoLock
   private readonly closeDatastore: () => Promise<void>
   private readonly startedAt = Date.now()
@@ -83,6 +87,10 @@ export class Daemon implements ApiBackend {
       log.info('created repo', { path: init.repo })
     }
     const repo = await openRepo(init.repo)
+    // refused before anything starts: a public API is an explicit choice
+    const apiAddr = parseHostPort(init.api ?? repo.config.api)
+    const apiPublic = init.apiPublic ?? repo.config.apiPublic
+    checkApiBind(apiAddr.host, apiAddr.port, apiPublic)
     const lock = await repo.lock()
     const cleanups: Array<() => Promise<void>> = [async () => { await lock.release() }]
     const unwind = async (): Promise<void> => {
@@ -97,6 +105,7 @@ export class Daemon implements ApiBackend {
       try {
         node = await createNode({
           privateKey: repo.privateKey,
+          swarmKey: repo.swarmKey,
           datastore,
           listen,
           maxConnections: repo.config.connections.max,
@@ -125,10 +134,10 @@ export class Daemon implements ApiBackend {
       await jobs.start()
       cleanups.push(async () => { await jobs.stop() })
       const daemon = new Daemon({ node, store, router, jobs, sandbox, repo: init.repo, lock, closeDatastore: async () => { await datastore.close() }, log })
-      const apiAddr = parseHostPort(init.api ?? repo.config.api)
-      daemon.api = await startApiServer({ host: apiAddr.host, port: apiAddr.port, token: repo.apiToken, routes: apiRoutes(daemon), log: log.child('api') })
+      daemon.privateMesh = repo.swarmKey != null
+      daemon.api = await startApiServer({ host: apiAddr.host, port: apiAddr.port, allowPublic: apiPublic, token: repo.apiToken, routes: apiRoutes(daemon), log: log.child('api') })
       await lock.update({ peerId: node.peerId.toString(), api: daemon.api.address })
-      log.info('started', { peer: node.peerId.toString(), api: daemon.api.address })
+      log.info('started', { peer: node.peerId.toString(), api: daemon.api.address, private: repo.swarmKey != null })
       if (process.env.LEPTON_MEMORY_LOG_MS != null) {
         // operators chasing memory: one line per interval, in MiB
         const mib = (n: number): number => Math.round(n / 1048576)
@@ -218,7 +227,8 @@ export class Daemon implements ApiBackend {
       peerCount: new Set(this.node.getConnections().map(c => c.remotePeer.toString())).size,
       listenAddresses: this.directAddresses(),
       repo: this.repo,
-      api: this.apiAddress
+      api: this.apiAddress,
+      private: this.privateMesh
     }
   }
 

@@ -35,6 +35,11 @@ export class AddressInUseError extends LeptonError {
   override name = 'AddressInUseError'
 }
 
+/** The API was asked to listen beyond loopback without the explicit opt-in. */
+export class PublicApiError extends LeptonError {
+  override name = 'PublicApiError'
+}
+
 /** The client found no daemon to talk to. */
 export class DaemonNotRunningError extends LeptonError {
   override name = 'DaemonNotRunningError'

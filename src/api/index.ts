@@ -5,7 +5,7 @@
 export { Client } from './client.ts'
 export { Job } from './job-handle.ts'
 export type { ClientOptions, StoreCallOptions } from './client.ts'
-export { startApiServer, RESPONDED } from './server.ts'
+export { startApiServer, checkApiBind, isLoopbackHost, RESPONDED } from './server.ts'
 export type { ApiServer, ApiServerInit, Route, RouteContext } from './server.ts'
 export { apiRoutes } from './routes.ts'
 export * from './errors.ts'

@@ -1,9 +1,10 @@
 import { timingSafeEqual, createHash } from 'node:crypto'
 import { createServer } from 'node:http'
+import { BlockList, isIP } from 'node:net'
 import { LeptonError } from '../errors.ts'
 import { silentLogger } from '../log.ts'
 import { API_PREFIX, MAX_BODY_BYTES } from './constants.ts'
-import { AddressInUseError, ApiError, BadRequestError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, UnauthorizedError } from './errors.ts'
+import { AddressInUseError, ApiError, PublicApiError, BadRequestError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, UnauthorizedError } from './errors.ts'
 import type { Logger } from '../log.ts'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
@@ -13,6 +14,12 @@ export interface ApiServerInit {
   token: string
   routes: Route[]
   log?: Logger
+  /**
+   * Allow a non-loopback `host` (logged as a warning). Without it such a host
+   * is refused with PublicApiError.
+   * @default false
+   */
+  allowPublic?: boolean
 }
 
 export interface ApiServer {
@@ -57,6 +64,42 @@ const STATUS_BY_NAME: Record<string, number> = {
   DiskFullError: 507
 }
 
+const LOOPBACK = new BlockList()
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4')
+LOOPBACK.addAddress('::1', 'ipv6')
+LOOPBACK.addSubnet('::ffff:127.0.0.0', 104, 'ipv6')
+
+/**
+ * True for addresses only this machine can reach: 127.0.0.0/8, ::1 (and its
+ * IPv4-mapped form), and the name localhost. 0.0.0.0 and :: are every
+ * interface, hence not loopback; so is any other name.
+ */
+export function isLoopbackHost (host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, '$1').toLowerCase()
+  if (h === 'localhost') return true
+  const family = isIP(h)
+  if (family === 4) return LOOPBACK.check(h, 'ipv4')
+  if (family === 6) return LOOPBACK.check(h, 'ipv6')
+  return false
+}
+
+/**
+ * The bind rule of the control API: loopback only, unless the operator opted
+ * in. Throws PublicApiError (one line, with the way out) for a non-loopback
+ * host without `allowPublic`; returns whether the bind is public.
+ */
+export function checkApiBind (host: string, port: number, allowPublic: boolean): { public: boolean } {
+  if (isLoopbackHost(host)) return { public: false }
+  if (!allowPublic) {
+    throw new PublicApiError(`refusing to serve the control API on ${formatHost(host)}:${port}: not a loopback address, so anyone who can reach it and has the token would control this daemon; use --api 127.0.0.1:${port}, or add --api-public (config "apiPublic": true) if you mean it`)
+  }
+  return { public: true }
+}
+
+function formatHost (host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
+}
+
 /** Compares through fixed-length digests so neither content nor length leaks by timing. */
 function tokenMatches (given: string, expected: string): boolean {
   const a = createHash('sha256').update(given).digest()
@@ -95,6 +138,7 @@ function send (res: ServerResponse, status: number, value: unknown): void {
  */
 export async function startApiServer (init: ApiServerInit): Promise<ApiServer> {
   const log = init.log ?? silentLogger
+  const bind = checkApiBind(init.host, init.port, init.allowPublic === true)
   const routes = new Map<string, Map<string, Route>>()
   for (const route of init.routes) {
     const byMethod = routes.get(route.path) ?? new Map<string, Route>()
@@ -138,7 +182,10 @@ export async function startApiServer (init: ApiServerInit): Promise<ApiServer> {
   })
   const bound = server.address()
   const port = typeof bound === 'object' && bound != null ? bound.port : init.port
-  const host = init.host.includes(':') ? `[${init.host}]` : init.host
+  const host = formatHost(init.host)
+  if (bind.public) {
+    log.warn('control API listens beyond loopback: anyone who can reach this port and has the token controls this daemon (run jobs, read and delete content, stop it); firewall it', { address: `${host}:${port}` })
+  }
   return {
     address: `${host}:${port}`,
     async close () {

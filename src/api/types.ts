@@ -23,6 +23,8 @@ export interface StatusInfo {
   listenAddresses: string[]
   repo: string
   api: string
+  /** The mesh is private: this daemon has a swarm key and talks only to peers holding it. */
+  private: boolean
 }
 
 export interface RttReport {

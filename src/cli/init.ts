@@ -1,15 +1,17 @@
-import { checkMultiaddr, defaultConfig, initRepo, parseHostPort, resolveRepoPath } from '../repo/index.ts'
+import { checkMultiaddr, defaultConfig, initRepo, parseHostPort, readSwarmKeyFile, resolveRepoPath } from '../repo/index.ts'
 import { expectPositionals, flag, jsonFlag, list, printJson, repoFlag, str } from './command.ts'
 import type { Command } from './command.ts'
 
 export const init: Command = {
   name: 'init',
-  summary: 'Create a repo: identity key, config, API token and datastore. Refuses to overwrite an existing repo.',
+  summary: 'Create a repo: identity key, config, API token and datastore. Refuses to overwrite an existing repo.\nWith --swarm-key the repo joins a private mesh: only peers holding the same key can connect.',
   options: {
     ...repoFlag,
     listen: { type: 'string', multiple: true, valueName: 'MULTIADDR', description: 'swarm listen address to save in the config' },
     bootstrap: { type: 'string', multiple: true, valueName: 'MULTIADDR', description: 'bootstrap peer to save in the config' },
     api: { type: 'string', valueName: 'HOST:PORT', description: 'control API address to save in the config' },
+    'api-public': { type: 'boolean', description: 'save "apiPublic": true, allowing a non-loopback --api address' },
+    'swarm-key': { type: 'string', valueName: 'FILE', description: 'copy this swarm key (from "lepton key gen") into the repo: a private mesh' },
     ...jsonFlag
   },
   async run (parsed) {
@@ -25,9 +27,13 @@ export const init: Command = {
       parseHostPort(api, '--api address')
       config.api = api
     }
-    await initRepo(path, { config })
-    if (flag(parsed, 'json')) printJson({ repo: path })
-    else process.stdout.write(`initialised lepton repo at ${path}\nstart the daemon with: lepton daemon --repo ${path}\n`)
+    if (flag(parsed, 'api-public')) config.apiPublic = true
+    const keyFile = str(parsed, 'swarm-key')
+    // read and checked before the repo exists, so a bad key leaves nothing behind
+    const swarmKey = keyFile == null ? undefined : await readSwarmKeyFile(keyFile)
+    await initRepo(path, { config, swarmKey })
+    if (flag(parsed, 'json')) printJson({ repo: path, private: swarmKey != null })
+    else process.stdout.write(`initialised lepton repo at ${path}${swarmKey != null ? ' (private mesh: swarm.key)' : ''}\nstart the daemon with: lepton daemon --repo ${path}\n`)
     return 0
   }
 }

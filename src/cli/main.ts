@@ -12,6 +12,7 @@ import { gc } from './gc.ts'
 import { get } from './get.ts'
 import { id } from './id.ts'
 import { init } from './init.ts'
+import { key } from './key.ts'
 import { peers } from './peers.ts'
 import { pin } from './pin.ts'
 import { providers } from './providers.ts'
@@ -26,7 +27,7 @@ import { job } from './job.ts'
 import { cancel } from './cancel.ts'
 import type { Command } from './command.ts'
 
-const COMMANDS: Command[] = [init, daemon, id, peers, rtt, routes, status, stop, add, cat, get, stat, providers, pin, gc, submit, jobs, job, cancel]
+const COMMANDS: Command[] = [init, key, daemon, id, peers, rtt, routes, status, stop, add, cat, get, stat, providers, pin, gc, submit, jobs, job, cancel]
 
 function usage (): string {
   const width = Math.max(...COMMANDS.map(c => c.name.length))

@@ -10,7 +10,7 @@ function formatUptime (ms: number): string {
 
 export const status: Command = {
   name: 'status',
-  summary: 'Show the daemon\'s peer id, uptime, peer count, listen addresses and version.',
+  summary: 'Show the daemon\'s peer id, uptime, peer count, private or open mesh, listen addresses and version.',
   options: { ...repoFlag, ...jsonFlag },
   async run (parsed) {
     expectPositionals(this, parsed, 0)
@@ -23,6 +23,7 @@ export const status: Command = {
         `version:  ${s.version}`,
         `uptime:   ${formatUptime(s.uptimeMs)}`,
         `peers:    ${s.peerCount}`,
+        `mesh:     ${s.private ? 'private (swarm key)' : 'open'}`,
         `repo:     ${s.repo}`,
         `api:      ${s.api}`,
         'listening:',

@@ -1,5 +1,6 @@
 /**
- * libp2p assembly: tcp + noise + yamux, identify, ping, a private Kademlia DHT
+ * libp2p assembly: tcp + noise + yamux (behind the pnet protector when the mesh
+ * has a swarm key), identify, ping, a private Kademlia DHT
  * in server mode (LAN and loopback addresses kept), gossipsub, and our own RTT
  * monitor. The daemon and the multi-node tests build nodes only through here.
  */
@@ -8,6 +9,7 @@ import { identify } from '@libp2p/identify'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { noise } from '@libp2p/noise'
 import { ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
@@ -78,6 +80,13 @@ export interface NodeInit {
    * @default false
    */
   relay?: boolean
+  /**
+   * Swarm key of a private mesh (the v1 text, as in swarm.key; validate it with
+   * the repo's parseSwarmKey). Every connection is then wrapped in libp2p's
+   * pre-shared-key protector (XSalsa20) before noise: peers without the same
+   * key fail the handshake and never become peers. @default an open mesh
+   */
+  swarmKey?: string | Uint8Array
   /** The transport; tests pass a delay-injecting TCP. @default tcp() */
   transport?: (components: any) => Transport
 }
@@ -96,6 +105,7 @@ export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
     datastore: init.datastore,
     addresses: { listen: init.listen ?? ['/ip4/127.0.0.1/tcp/0'] },
     transports: [init.transport ?? tcp(), ...(relay?.transports ?? [])],
+    ...(init.swarmKey != null ? { connectionProtector: preSharedKey({ psk: swarmKeyBytes(init.swarmKey) }) } : {}),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     peerDiscovery,
@@ -130,4 +140,8 @@ export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
     }
   }) as LeptonNode
   return node
+}
+
+function swarmKeyBytes (key: string | Uint8Array): Uint8Array {
+  return typeof key === 'string' ? new TextEncoder().encode(key) : key
 }

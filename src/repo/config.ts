@@ -41,6 +41,12 @@ export interface Config {
   bootstrap: string[]
   /** HOST:PORT of the local control API. */
   api: string
+  /**
+   * Allow `api` on a non-loopback address. Off, the daemon refuses to start
+   * with one: anyone who can reach the port and has the token controls it.
+   * @default false
+   */
+  apiPublic: boolean
   connections: ConnectionsConfig
   logLevel: LogLevel
   /** Find peers on the LAN by multicast DNS as well. */
@@ -60,6 +66,7 @@ export function defaultConfig (): Config {
     listen: [...DEFAULT_LISTEN],
     bootstrap: [],
     api: DEFAULT_API,
+    apiPublic: false,
     connections: { target: 32, max: 128 },
     logLevel: 'info',
     mdns: false,
@@ -121,6 +128,7 @@ export function parseConfig (text: string, file: string): Config {
   if (!isStringArray(config.bootstrap)) bad('bootstrap', 'an array of multiaddr strings')
   if (typeof config.api !== 'string') bad('api', 'a "HOST:PORT" string')
   if (!LOG_LEVELS.includes(config.logLevel)) bad('logLevel', `one of ${LOG_LEVELS.join(', ')}`)
+  if (typeof config.apiPublic !== 'boolean') bad('apiPublic', 'true or false')
   if (typeof config.mdns !== 'boolean') bad('mdns', 'true or false')
   if (typeof config.relay !== 'boolean') bad('relay', 'true or false')
   if (!isPositiveInt(config.connections.target)) bad('connections.target', 'a positive integer')

@@ -9,6 +9,7 @@ export const FILES = {
   config: 'config.json',
   identity: 'identity.key',
   token: 'api.token',
+  swarmKey: 'swarm.key',
   lock: 'daemon.lock',
   datastore: 'datastore'
 } as const

@@ -19,3 +19,8 @@ export class ConfigError extends LeptonError {
 export class RepoVersionError extends LeptonError {
   override name = 'RepoVersionError'
 }
+
+/** A swarm key file that is missing, unreadable or not in the v1 pnet format. */
+export class SwarmKeyError extends LeptonError {
+  override name = 'SwarmKeyError'
+}

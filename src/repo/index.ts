@@ -6,11 +6,12 @@
  *   config.json    versioned config (see config.ts)
  *   identity.key   Ed25519 private key, protobuf, mode 0600
  *   api.token      bearer token of the control API, mode 0600
+ *   swarm.key      optional: pre-shared key of a private mesh, mode 0600
  *   daemon.lock    pid/peer/API of the running daemon
  *   datastore/     libp2p peer store (remembers peers across restarts)
  */
 import { randomBytes } from 'node:crypto'
-import { chmod, mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
@@ -19,6 +20,7 @@ import { defaultConfig, parseConfig } from './config.ts'
 import { FILES, REPO_VERSION } from './constants.ts'
 import { ConfigError, RepoExistsError, RepoNotFoundError, RepoVersionError } from './errors.ts'
 import { acquireLock } from './lock.ts'
+import { parseSwarmKey, readSwarmKeyFile } from './swarm-key.ts'
 import type { Config } from './config.ts'
 import type { RepoLock } from './lock.ts'
 import type { PrivateKey } from '@libp2p/interface'
@@ -30,12 +32,18 @@ export type { LockInfo, RepoLock } from './lock.ts'
 export { defaultConfig, defaultWorkerConfig, parseConfig, parseHostPort, checkMultiaddr, LOG_LEVELS } from './config.ts'
 export type { Config, LogLevel, WorkerConfig } from './config.ts'
 export { REPO_VERSION, CONFIG_VERSION } from './constants.ts'
+export { generateSwarmKey, parseSwarmKey, readSwarmKeyFile, SWARM_KEY_BYTES } from './swarm-key.ts'
 
 export interface Repo {
   readonly path: string
   readonly config: Config
   readonly privateKey: PrivateKey
   readonly apiToken: string
+  /**
+   * The private mesh's swarm key (v1 pnet text, validated), when the repo has a
+   * swarm.key; the node then talks only to peers holding the same key.
+   */
+  readonly swarmKey?: string
   /** Opens the datastore; the caller closes it. */
   openDatastore(): Promise<Datastore & { close(): Promise<void> }>
   /** Takes the daemon lock (RepoLockedError if a live daemon holds it). */
@@ -44,6 +52,8 @@ export interface Repo {
 
 export interface InitRepoOptions {
   config?: Partial<Config>
+  /** Swarm key text (v1 pnet format) to store as swarm.key: a private mesh. */
+  swarmKey?: string
 }
 
 /** `--repo`, else $LEPTON_REPO, else ~/.lepton. */
@@ -66,6 +76,8 @@ export async function initRepo (path: string, options: InitRepoOptions = {}): Pr
   if (await repoExists(path)) {
     throw new RepoExistsError(`a lepton repo already exists at ${path}; not overwriting it`)
   }
+  // checked before anything is created
+  const swarmKey = options.swarmKey == null ? undefined : parseSwarmKey(options.swarmKey, 'the swarm key')
   await mkdir(path, { recursive: true, mode: 0o700 })
   const entries = (await readdir(path)).filter(e => !e.startsWith('.'))
   if (entries.length > 0) {
@@ -75,6 +87,7 @@ export async function initRepo (path: string, options: InitRepoOptions = {}): Pr
   const key = await generateKeyPair('Ed25519')
   await writeSecret(join(path, FILES.identity), privateKeyToProtobuf(key))
   await writeSecret(join(path, FILES.token), randomBytes(32).toString('base64url'))
+  if (swarmKey != null) await writeSecret(join(path, FILES.swarmKey), swarmKey)
   await writeFile(join(path, FILES.config), JSON.stringify(config, null, 2) + '\n')
   await mkdir(join(path, FILES.datastore), { recursive: true })
   // written last: its presence marks a complete repo
@@ -123,11 +136,13 @@ export async function openRepo (path: string): Promise<Repo> {
     throw new ConfigError(`identity key ${keyFile} is unreadable or corrupt (${(err as Error).message})`)
   }
   const apiToken = await readApiToken(path)
+  const swarmKey = await readRepoSwarmKey(path)
   return {
     path,
     config,
     privateKey,
     apiToken,
+    ...(swarmKey != null ? { swarmKey } : {}),
     async openDatastore () {
       const ds = new FsDatastore(join(path, FILES.datastore))
       await ds.open()
@@ -135,4 +150,16 @@ export async function openRepo (path: string): Promise<Repo> {
     },
     lock: async () => await acquireLock(path)
   }
+}
+
+/** The repo's swarm key, or undefined for an open mesh (no swarm.key). */
+async function readRepoSwarmKey (path: string): Promise<string | undefined> {
+  const file = join(path, FILES.swarmKey)
+  try {
+    await stat(file)
+  } catch (err) {
+    // only a missing file means an open mesh; an unreadable key must not silently open it
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+  }
+  return await readSwarmKeyFile(file)
 }

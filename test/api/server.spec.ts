@@ -26,7 +26,8 @@ const STATUS: StatusInfo = {
   peerCount: 1,
   listenAddresses: ['/ip4/127.0.0.1/tcp/4680'],
   repo: '/nowhere',
-  api: '127.0.0.1:0'
+  api: '127.0.0.1:0',
+  private: false
 }
 
 interface FakeBackend extends ApiBackend {

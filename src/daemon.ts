@@ -81,7 +81,11 @@ export class Daemon implements ApiBackend {
     const log = init.log ?? silentLogger
     init.listen?.forEach(a => checkMultiaddr(a, '--listen'))
     init.bootstrap?.forEach(a => checkMultiaddr(a, '--bootstrap'))
-    if (init.api != null) parseHostPort(init.api, '--api address')
+    if (init.api != null) {
+      const { host, port } = parseHostPort(init.api, '--api address')
+      // a new repo's config says apiPublic: false; refuse before creating it
+      if (init.apiPublic !== true && !await repoExists(init.repo)) checkApiBind(host, port, false)
+    }
     if (!await repoExists(init.repo)) {
       await initRepo(init.repo)
       log.info('created repo', { path: init.repo })

@@ -19,7 +19,8 @@ export interface LoggerInit {
 }
 
 function formatValue (value: unknown): string {
-  if (value instanceof Error) return JSON.stringify(value.message)
+  // named errors keep their name: it says what failed (e.g. EncryptionFailedError: a handshake)
+  if (value instanceof Error) return JSON.stringify(value.name !== 'Error' ? `${value.name}: ${value.message}` : value.message)
   const text = typeof value === 'string' ? value : JSON.stringify(value)
   return /[\s"=]/.test(text ?? '') ? JSON.stringify(text) : String(text)
 }

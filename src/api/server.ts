@@ -171,6 +171,13 @@ export async function startApiServer (init: ApiServerInit): Promise<ApiServer> {
   })
   // uploads of big files take as long as they take; idle sockets still time out
   server.requestTimeout = 0
+  // requests Node's HTTP parser rejects (malformed, headers too large) get a JSON error too
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable || err.code === 'ECONNRESET') { socket.destroy(); return }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400
+    const body = JSON.stringify({ error: { name: 'BadRequestError', message: `malformed HTTP request (${err.code ?? err.message})` } })
+    socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+  })
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {

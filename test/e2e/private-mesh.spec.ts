@@ -3,7 +3,7 @@
  * with the key find each other through bootstrap; a third daemon without the
  * key, bootstrapped to them, never gets a peer and logs the failed handshake.
  */
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -69,7 +69,6 @@ describe('private mesh with real daemons', () => {
 
   it('init --swarm-key with a bad or missing file: one line with advice, exit 1, no repo created', async () => {
     const bad = join(dir, 'bad.key')
-    const { writeFile } = await import('node:fs/promises')
     await writeFile(bad, 'hello\n')
     for (const file of [bad, join(dir, 'missing.key')]) {
       const repo = join(dir, 'never')

@@ -4,10 +4,13 @@
  * stream (the peer broke the protocol); nothing throws out of a handler.
  */
 import { Uint8ArrayList } from 'uint8arraylist'
-import { FrameDecoder, encodeVarint, waitForDrain } from '../wire/index.ts'
+import { FrameDecoder, ProtocolViolationError, encodeVarint, waitForDrain } from '../wire/index.ts'
 import { MAX_TASK_FRAME_BYTES, TaskMessageCodec } from '../market/index.ts'
 import type { TaskMessage } from '../market/index.ts'
 import type { Stream, StreamCloseEvent } from '@libp2p/interface'
+
+/** Messages kept before the stream's owner takes it up (a bid, maybe a heartbeat, is all an honest peer sends). */
+const MAX_EARLY_MESSAGES = 64
 
 export interface ChannelHandlers {
   onMessage(msg: TaskMessage): void
@@ -29,8 +32,11 @@ export class TaskChannel {
   constructor (stream: Stream) {
     this.stream = stream
     stream.addEventListener('message', (evt) => {
+      // after we closed, a peer that keeps sending must not make us decode and keep its frames
+      if (this.closed) return
       try {
-        for (const frame of this.decoder.push(evt.data)) this.deliver(TaskMessageCodec.decode(frame))
+        this.decoder.append(evt.data)
+        for (let frame = this.decoder.nextFrame(); frame != null && !this.closed; frame = this.decoder.nextFrame()) this.deliver(TaskMessageCodec.decode(frame))
       } catch (err) {
         this.close(err as Error)
       }
@@ -61,8 +67,13 @@ export class TaskChannel {
   }
 
   private deliver (msg: TaskMessage): void {
-    if (this.handlers == null) this.early.push(msg)
-    else this.deliverSafely(msg)
+    if (this.handlers != null) {
+      this.deliverSafely(msg)
+      return
+    }
+    // an empty frame is a whole message: a burst of them must not pile up unread
+    if (this.early.length >= MAX_EARLY_MESSAGES) throw new ProtocolViolationError(`more than ${MAX_EARLY_MESSAGES} task messages before the stream was taken up`)
+    this.early.push(msg)
   }
 
   private deliverSafely (msg: TaskMessage): void {

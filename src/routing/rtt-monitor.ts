@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { waitForDrain } from '../wire/index.ts'
+import { readChunks, waitForDrain } from '../wire/index.ts'
 import { PROBE_BYTES, RTT_INTERVAL_MS, RTT_MAX_ECHO_BYTES_PER_S, RTT_PROTOCOL, RTT_TIMEOUT_MS } from './constants.ts'
 import { NotConnectedError, RttTimeoutError } from './errors.ts'
 import { RttEstimator } from './rtt-estimator.ts'
@@ -214,7 +214,7 @@ export class DefaultRttMonitor implements RttMonitor, Startable {
   private async echo (stream: Stream, connection: Connection): Promise<void> {
     let windowStart = performance.now()
     let bytes = 0
-    for await (const chunk of stream) {
+    for await (const chunk of readChunks(stream)) {
       const now = performance.now()
       if (now - windowStart > 1000) {
         windowStart = now

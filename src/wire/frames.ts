@@ -5,7 +5,7 @@
  */
 import { Uint8ArrayList } from 'uint8arraylist'
 import { FrameTooLargeError, ProtocolViolationError } from './errors.ts'
-import type { Stream } from '@libp2p/interface'
+import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
 
 export function encodeVarint (value: number): Uint8Array {
   const out: number[] = []
@@ -102,4 +102,47 @@ export async function waitForDrain (stream: Stream, signal?: AbortSignal): Promi
     stream.addEventListener('close', onClose)
     signal?.addEventListener('abort', onAbort)
   })
+}
+
+/**
+ * The chunks a stream receives until the remote closes its writable end (or
+ * the stream closes). Use it instead of `for await (const chunk of stream)`:
+ * libp2p's own iterator (@libp2p/utils 7.4.1) ends only on a
+ * 'remoteCloseWrite' event, so when a peer sends its data and closes before
+ * the handler starts reading (the event has already fired) it never ends, and
+ * the handler holds the stream for as long as the connection lives.
+ */
+export async function * readChunks (stream: Stream): AsyncGenerator<Uint8Array | Uint8ArrayList> {
+  if (stream.readStatus !== 'readable' && stream.readStatus !== 'paused') return
+  const queue: Array<Uint8Array | Uint8ArrayList> = []
+  let ended = false
+  let failure: Error | undefined
+  let wake: (() => void) | undefined
+  const notify = (): void => { wake?.(); wake = undefined }
+  const end = (err?: Error): void => { ended = true; failure ??= err; notify() }
+  // remote already done and nothing left in libp2p's buffer: no event will come
+  const endIfDrained = (): void => { if (stream.remoteWriteStatus === 'closed' && stream.readBufferLength === 0) end() }
+  const onMessage = (evt: StreamMessageEvent): void => { queue.push(evt.data); notify(); endIfDrained() }
+  const onClose = (evt: Event): void => { end((evt as StreamCloseEvent).error) }
+  const onRemoteCloseWrite = (): void => { end() }
+  stream.addEventListener('message', onMessage)
+  stream.addEventListener('close', onClose)
+  stream.addEventListener('remoteCloseWrite', onRemoteCloseWrite)
+  endIfDrained()
+  try {
+    for (;;) {
+      const chunk = queue.shift()
+      if (chunk != null) {
+        yield chunk
+        continue
+      }
+      if (ended) break
+      await new Promise<void>(resolve => { wake = resolve })
+    }
+    if (failure != null) throw failure
+  } finally {
+    stream.removeEventListener('message', onMessage)
+    stream.removeEventListener('close', onClose)
+    stream.removeEventListener('remoteCloseWrite', onRemoteCloseWrite)
+  }
 }

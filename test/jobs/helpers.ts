@@ -21,7 +21,7 @@ export interface JobPeer {
 }
 
 /** A node with a store, a sandbox and the jobs service, in a fresh repo folder. */
-export async function startJobPeer (options: { bootstrap?: string[], slots?: number, tamper?: JobsInit['tamper'], dir?: string } = {}): Promise<JobPeer> {
+export async function startJobPeer (options: { bootstrap?: string[], slots?: number, tamper?: JobsInit['tamper'], dir?: string, accept?: 'any' | string[] } = {}): Promise<JobPeer> {
   const dir = options.dir ?? await mkdtemp(join(tmpdir(), 'lepton-jobs-'))
   const node = await createNode({ connector: { bootstrap: options.bootstrap, intervalMs: 200 }, rtt: { intervalMs: 200 } })
   const store = createStore({ node, repoPath: dir, log: silentLogger })
@@ -32,7 +32,7 @@ export async function startJobPeer (options: { bootstrap?: string[], slots?: num
     store,
     sandbox,
     repoPath: dir,
-    worker: { ...defaultWorkerConfig(), slots: options.slots ?? 2 },
+    worker: { ...defaultWorkerConfig(), slots: options.slots ?? 2, accept: options.accept ?? 'any' },
     log: silentLogger,
     openStream: async (peer, protocol, signal) => await node.dialProtocol(peer, protocol, { signal }),
     tamper: options.tamper

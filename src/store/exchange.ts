@@ -8,7 +8,7 @@
  * yamux alone does not slow a writer for a slow reader.
  */
 import { CID } from 'multiformats/cid'
-import { FrameDecoder, ProtocolViolationError, sendFrame } from '../wire/index.ts'
+import { FrameDecoder, ProtocolViolationError, readChunks, sendFrame } from '../wire/index.ts'
 import { BLOCKS_PROTOCOL, MAX_BLOCK_BYTES, MAX_HEADER_BYTES, SERVE_CONCURRENCY } from './constants.ts'
 import { BlockNotFoundError } from './errors.ts'
 import { BlockMessageCodec, MSG } from './messages.ts'
@@ -213,7 +213,7 @@ export class BlockExchange {
     const decoder = new FrameDecoder(1024) // requests are tiny
     const inflight = new Set<Promise<void>>()
     let failure: Error | undefined
-    for await (const chunk of stream) {
+    for await (const chunk of readChunks(stream)) {
       if (this.stopped || failure != null) break
       for (const frame of decoder.push(chunk)) {
         const req = BlockMessageCodec.decode(frame)

@@ -22,6 +22,7 @@ export class TaskChannel {
   private readonly decoder = new FrameDecoder(MAX_TASK_FRAME_BYTES)
   private sending: Promise<void> = Promise.resolve()
   private readonly outbox: Uint8Array[] = []
+  private readonly lingerMs: number
   private handlers?: ChannelHandlers
   /** Messages that arrived before handlers were attached. */
   private early: TaskMessage[] = []
@@ -29,8 +30,13 @@ export class TaskChannel {
   private finished = false
   private closeError?: Error
 
-  constructor (stream: Stream) {
+  /**
+   * `lingerMs`: how long a message may wait for others to share its write
+   * (0: until the end of the current tick).
+   */
+  constructor (stream: Stream, lingerMs = 0) {
     this.stream = stream
+    this.lingerMs = lingerMs
     stream.addEventListener('message', (evt) => {
       // after we closed, a peer that keeps sending must not make us decode and keep its frames
       if (this.closed) return
@@ -94,7 +100,7 @@ export class TaskChannel {
     this.outbox.push(TaskMessageCodec.encode(msg))
     if (this.outbox.length > 1) return
     this.sending = this.sending.then(async () => {
-      await new Promise(resolve => setImmediate(resolve))
+      await new Promise(resolve => { if (this.lingerMs > 0) setTimeout(resolve, this.lingerMs); else setImmediate(resolve) })
       const batch = new Uint8ArrayList()
       for (const frame of this.outbox.splice(0)) batch.append(encodeVarint(frame.byteLength), frame)
       if (!this.stream.send(batch)) await waitForDrain(this.stream)

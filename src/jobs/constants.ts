@@ -10,8 +10,11 @@ export const HEARTBEAT_MS = 1000
 /** How often a submitter re-publishes an offer while tasks wait for workers. */
 export const OFFER_INTERVAL_MS = 1000
 
-/** Awards in flight per worker slot: one running, one waiting, so no slot idles for a round trip. */
-export const AWARDS_PER_SLOT = 2
+/**
+ * Awards in flight per worker slot: some running, the rest waiting, so no
+ * slot idles for a round trip; refilled in batches once half came back.
+ */
+export const AWARDS_PER_SLOT = 8
 
 /** A running task gets a backup copy on an idle worker once it has run this many times the median task time. */
 export const BACKUP_AFTER_MEDIAN = 1.5

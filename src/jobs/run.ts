@@ -17,6 +17,8 @@ import type { Store } from '../store/index.ts'
 /** A worker holding leases of this job: a remote stream, or this daemon's own worker. */
 export interface Link {
   readonly id: string
+  /** This daemon's own worker (no stream between). */
+  readonly local?: boolean
   slots: number
   holds: Set<string>
   lastSeenMs: number
@@ -104,6 +106,8 @@ export class JobRun {
   private lastOfferMs = 0
   /** Index of the first task not done (everything before it is). */
   private firstOpen = 0
+  /** Tasks done (accepted output). */
+  private doneCount = 0
   /** Worker times of good results, for the backup threshold. */
   private readonly durations: number[] = []
   private backupThreshold = { atCount: -1, ms: Infinity }
@@ -151,6 +155,7 @@ export class JobRun {
         if (r.ok !== true) task.failures++
       } else if (r.t === 'done' && task != null) {
         if (r.ran === true) task.runs++
+        if (task.state !== 'done') this.doneCount++
         task.state = 'done'
         task.outputCid = String(r.cid)
         task.output = typeof r.out === 'string' ? Buffer.from(r.out, 'base64') : undefined
@@ -326,6 +331,7 @@ export class JobRun {
   /** `countsAsRun`: the done record stands for the result that caused it too (no result record was written). */
   private async accept (task: TaskRec, outputCid: string, output: Uint8Array | undefined, by: string[], cached: boolean, countsAsRun = false): Promise<void> {
     task.state = 'done'
+    this.doneCount++
     task.outputCid = outputCid
     task.output = output
     task.doneBy = by
@@ -358,11 +364,28 @@ export class JobRun {
     return Math.max(0, this.votesNeeded() - best - task.copies.size)
   }
 
+  /**
+   * Awards a worker may hold per slot now: deep queues (up to AWARDS_PER_SLOT)
+   * while there is plenty left to do, one per slot when the job is small or
+   * nearly done, so the first worker to bid cannot take everything and the
+   * last tasks do not wait in one worker's queue while others idle.
+   */
+  private queueDepth (): number {
+    let slots = 0
+    for (const link of this.links.values()) if (!this.avoided.has(link.id)) slots += link.slots
+    const remaining = this.tasks.length - this.doneCount
+    return Math.min(AWARDS_PER_SLOT, Math.max(1, Math.ceil(remaining / (Math.max(1, slots) * AWARDS_PER_SLOT))))
+  }
+
   private workerViews (): WorkerView[] {
     const views: WorkerView[] = []
+    const depth = this.queueDepth()
     for (const link of this.links.values()) {
       if (this.avoided.has(link.id)) continue
-      const capacity = link.slots * AWARDS_PER_SLOT - link.outstanding.size
+      // a remote worker is refilled in batches (once half its awards came back): awards that
+      // leave together share one write, one noise frame and one syscall
+      const most = link.slots * depth
+      const capacity = link.local === true || link.outstanding.size <= most / 2 ? most - link.outstanding.size : 0
       views.push({ id: link.id, rttMs: this.ctx.rttMs(link.id), capacity, load: link.outstanding.size / Math.max(1, link.slots), slots: link.slots, reliability: this.ctx.reliability(link.id), holds: link.holds })
     }
     return views

@@ -173,6 +173,7 @@ export class JobsService {
     const worker = this.worker
     const link: Link = {
       id: self,
+      local: true,
       slots: worker.slots,
       holds: new Set(),
       get lastSeenMs () { return Date.now() },
@@ -207,6 +208,7 @@ export class JobsService {
         send: (msg) => { channel.send(msg) },
         close: () => { channel.close() }
       }
+      this.log.debug('worker joined', { job: run.id, worker: link.id, slots: link.slots })
       run.attach(link)
       channel.attach({ onMessage: (msg) => { run.onMessage(link, msg) }, onClose: () => { run.detach(link) } })
     }).catch(err => {

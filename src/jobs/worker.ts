@@ -63,6 +63,9 @@ interface Running {
   jobId: string
 }
 
+/** How long a result may wait for others to leave in the same write. */
+const RESULT_LINGER_MS = 1
+
 /** Results kept for lineage hits (small outputs only). */
 const LINEAGE_CACHE_ENTRIES = 4096
 
@@ -175,7 +178,8 @@ export class Worker {
     this.connecting.add(key)
     let channel: TaskChannel
     try {
-      channel = new TaskChannel(await this.init.openStream(submitter, TASKS_PROTOCOL, signal))
+      // results wait up to 1 ms for others to share their write: a busy worker sends them in batches
+      channel = new TaskChannel(await this.init.openStream(submitter, TASKS_PROTOCOL, signal), RESULT_LINGER_MS)
     } finally {
       this.connecting.delete(key)
     }

@@ -45,19 +45,22 @@ describe('jobs across daemons', () => {
   let boot: DaemonProcess
   let submitter: DaemonProcess
   const workers: DaemonProcess[] = []
+  const all: DaemonProcess[] = []
   let bootstrap: string[]
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'lepton-jobs-e2e-'))
     // the bootstrap peer runs no tasks, so tests can kill the workers freely
     boot = await startDaemon({ repo: join(dir, 'boot'), extraArgs: ['--slots', '0'] })
+    all.push(boot)
     bootstrap = [boot.addresses[0] as string]
-    const started = await Promise.all([
-      startDaemon({ repo: join(dir, 'submitter'), bootstrap, extraArgs: ['--slots', '0'] }),
-      startDaemon({ repo: join(dir, 'w1'), bootstrap, extraArgs: ['--slots', '1'] }),
-      startDaemon({ repo: join(dir, 'w2'), bootstrap, extraArgs: ['--slots', '1'] }),
-      startDaemon({ repo: join(dir, 'w3'), bootstrap, extraArgs: ['--slots', '1'] })
-    ])
+    // every daemon that starts is remembered at once, so afterAll stops it even if another fails to start
+    const start = async (name: string, slots: string): Promise<DaemonProcess> => {
+      const d = await startDaemon({ repo: join(dir, name), bootstrap, extraArgs: ['--slots', slots] })
+      all.push(d)
+      return d
+    }
+    const started = await Promise.all([start('submitter', '0'), start('w1', '1'), start('w2', '1'), start('w3', '1')])
     submitter = started[0] as DaemonProcess
     workers.push(...started.slice(1))
     await writeFile(join(dir, 'wordcount.js'), WORDCOUNT)
@@ -65,7 +68,7 @@ describe('jobs across daemons', () => {
   }, 60_000)
 
   afterAll(async () => {
-    await Promise.all([boot, submitter, ...workers].filter(d => d != null).map(async d => await d.kill('SIGTERM')))
+    await Promise.all([...all, submitter, ...workers].filter(d => d != null).map(async d => await d.kill('SIGTERM')))
     await rm(dir, { recursive: true, force: true })
   })
 

@@ -106,18 +106,29 @@ export class LocalMesh {
   }
 
   /** `argsFor(i)`: extra daemon flags of peer i, after `extraArgs` (e.g. a submitter with --slots 0). */
-  static async start (count: number, options: { extraArgs?: string[], argsFor?: (i: number) => string[] } = {}): Promise<LocalMesh> {
+  /**
+   * `concurrency`: daemons started at once (on 2 cores, 20 at once starve each other);
+   * `timeoutMs`: how long each may take to print "ready".
+   */
+  static async start (count: number, options: { extraArgs?: string[], argsFor?: (i: number) => string[], concurrency?: number, timeoutMs?: number } = {}): Promise<LocalMesh> {
     const mesh = new LocalMesh(await mkdtemp(join(tmpdir(), 'lepton-mesh-')))
     const args = (i: number): string[] => [...(options.extraArgs ?? []), ...(options.argsFor?.(i) ?? [])]
+    const timeoutMs = options.timeoutMs
     try {
-      const first = await startDaemon({ repo: mesh.repoPath(0), extraArgs: args(0) })
+      const first = await startDaemon({ repo: mesh.repoPath(0), extraArgs: args(0), timeoutMs })
       mesh.daemons.push(first)
       const bootstrap = [first.addresses[0] as string]
-      const rest = await Promise.all(Array.from({ length: count - 1 }, async (_, i) =>
-        await startDaemon({ repo: mesh.repoPath(i + 1), bootstrap, extraArgs: args(i + 1) })))
-      mesh.daemons.push(...rest)
+      const batch = options.concurrency ?? count
+      for (let i = 1; i < count; i += batch) {
+        const indexes = Array.from({ length: Math.min(batch, count - i) }, (_, k) => i + k)
+        // each daemon is remembered as soon as it is up, so stop() ends it even if another fails
+        await Promise.all(indexes.map(async j => {
+          const d = await startDaemon({ repo: mesh.repoPath(j), bootstrap, extraArgs: args(j), timeoutMs })
+          mesh.daemons[j] = d
+        }))
+      }
     } catch (err) {
-      await mesh.stop()
+      await mesh.stop().catch(() => {})
       throw err
     }
     return mesh
@@ -129,8 +140,8 @@ export class LocalMesh {
 
   /** Stops every daemon (SIGTERM) and removes the folder. */
   async stop (): Promise<void> {
-    await Promise.all(this.daemons.map(async d => await d.kill('SIGTERM')))
-    await rm(this.dir, { recursive: true, force: true })
+    await Promise.all(this.daemons.filter(d => d != null).map(async d => await d.kill('SIGTERM')))
+    await rm(this.dir, { recursive: true, force: true, maxRetries: 5 })
   }
 }
 

@@ -35,7 +35,7 @@ const wordcount = await import(MODULE) as { map(input: string): unknown, reduce(
 
 console.log(`soak: ${PEERS} daemons, ${MINUTES} min, ${IN_FLIGHT} jobs in flight, a worker killed (SIGKILL) and restarted every ${KILL_EVERY_MS / 1000} s`)
 // peer0 is the bootstrap peer and the submitter; it runs no tasks
-const mesh = await LocalMesh.start(PEERS, { argsFor: (i) => ['--slots', i === 0 ? '0' : '1'] })
+const mesh = await LocalMesh.start(PEERS, { argsFor: (i) => ['--slots', i === 0 ? '0' : '1'], concurrency: 4, timeoutMs: 60_000 })
 const bootstrap = [mesh.daemons[0]?.addresses[0] as string]
 const submitter = await Client.connect({ repo: mesh.daemons[0]?.repo })
 const started = Date.now()
@@ -81,7 +81,7 @@ async function killer (): Promise<void> {
     stats.kills++
     killed.add(i)
     await sleep(2000)
-    mesh.daemons[i] = await startDaemon({ repo: victim.repo, bootstrap, extraArgs: ['--slots', '1'] })
+    mesh.daemons[i] = await startDaemon({ repo: victim.repo, bootstrap, extraArgs: ['--slots', '1'], timeoutMs: 60_000 })
     console.log(`  ${((Date.now() - started) / 60_000).toFixed(1)} min: killed and restarted peer${i}; ${stats.jobs} jobs done, ${stats.failed} failed, ${stats.wrong} wrong`)
   }
 }

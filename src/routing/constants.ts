@@ -39,6 +39,15 @@ export const PEER_BACKOFF_MAX_MS = 5 * 60_000
 /** Least time between two DHT random walks while short of connections. */
 export const RANDOM_WALK_INTERVAL_MS = 15_000
 
+/** Walks that find nobody new back off up to this interval. */
+export const RANDOM_WALK_MAX_INTERVAL_MS = 5 * 60_000
+
+/** Dial candidates are re-read from the peer store at most this often after a discovery... */
+export const CANDIDATES_MIN_AGE_MS = 2000
+
+/** ... and at least this often anyway. */
+export const CANDIDATES_MAX_AGE_MS = 30_000
+
 /** Gossip topic of coordinates and link tables. */
 export const ROUTING_TOPIC = `${PROTOCOL_PREFIX}/routing/1.0.0`
 

@@ -4,7 +4,8 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { silentLogger } from '../log.ts'
 import {
   BOOTSTRAP_BACKOFF_MAX_MS, BOOTSTRAP_BACKOFF_MIN_MS, CONNECTOR_INTERVAL_MS, CONNECTOR_PARALLEL_DIALS,
-  DIAL_TIMEOUT_MS, PEER_BACKOFF_MAX_MS, PEER_BACKOFF_MIN_MS, PRUNED_BACKOFF_MS, RANDOM_WALK_INTERVAL_MS
+  CANDIDATES_MAX_AGE_MS, CANDIDATES_MIN_AGE_MS, DIAL_TIMEOUT_MS, PEER_BACKOFF_MAX_MS, PEER_BACKOFF_MIN_MS, PRUNED_BACKOFF_MS,
+  RANDOM_WALK_INTERVAL_MS, RANDOM_WALK_MAX_INTERVAL_MS
 } from './constants.ts'
 import { DEFAULT_NEAREST, DEFAULT_RANDOM, planPrune } from './topology.ts'
 import type { PeerConnector, PeerConnectorComponents, PeerConnectorInit } from './index.ts'
@@ -37,6 +38,12 @@ export class DefaultPeerConnector implements PeerConnector, Startable {
   private maintaining = false
   private again = false
   private lastWalk = 0
+  /** Grows while walks find nobody new (a small mesh has no one else to find). */
+  private walkIntervalMs = RANDOM_WALK_INTERVAL_MS
+  /** Dial candidates read from the peer store (every read is a file per peer on disk). */
+  private candidates: { atMs: number, peers: Array<{ id: PeerId, addresses: unknown[] }> } = { atMs: 0, peers: [] }
+  /** A peer was discovered since the candidates were read. */
+  private discovered = false
 
   constructor (components: PeerConnectorComponents, init: PeerConnectorInit) {
     this.components = components
@@ -49,13 +56,14 @@ export class DefaultPeerConnector implements PeerConnector, Startable {
     this.intervalMs = init.intervalMs ?? CONNECTOR_INTERVAL_MS
     this.log = init.log ?? silentLogger
     this.schedule = this.schedule.bind(this)
+    this.onDiscovery = this.onDiscovery.bind(this)
   }
 
   readonly [Symbol.toStringTag] = 'lepton:peer-connector'
 
   async start (): Promise<void> {
     this.shutdown = new AbortController()
-    this.components.events.addEventListener('peer:discovery', this.schedule)
+    this.components.events.addEventListener('peer:discovery', this.onDiscovery)
     this.components.events.addEventListener('peer:disconnect', this.schedule)
     this.timer = setInterval(this.schedule, this.intervalMs)
     this.timer.unref()
@@ -72,7 +80,7 @@ export class DefaultPeerConnector implements PeerConnector, Startable {
   async stop (): Promise<void> {
     this.shutdown.abort()
     clearInterval(this.timer)
-    this.components.events.removeEventListener('peer:discovery', this.schedule)
+    this.components.events.removeEventListener('peer:discovery', this.onDiscovery)
     this.components.events.removeEventListener('peer:disconnect', this.schedule)
   }
 
@@ -80,6 +88,11 @@ export class DefaultPeerConnector implements PeerConnector, Startable {
     const peers = new Map<string, PeerId>()
     for (const conn of this.components.connectionManager.getConnections()) peers.set(conn.remotePeer.toString(), conn.remotePeer)
     return [...peers.values()]
+  }
+
+  private onDiscovery (): void {
+    this.discovered = true
+    this.schedule()
   }
 
   private schedule (): void {
@@ -126,16 +139,24 @@ export class DefaultPeerConnector implements PeerConnector, Startable {
     this.lastWalk = Date.now()
     const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)])
     let found = 0
+    let fresh = 0
+    const connected = new Set(this.connectedPeers().map(p => p.toString()))
     try {
       for await (const peer of this.components.peerRouting.getClosestPeers(key, { signal })) {
         if (peer.id.equals(this.components.peerId)) continue
         found++
+        // peers we are connected to are known already: no peer store write (a file each)
+        if (connected.has(peer.id.toString())) continue
+        fresh++
         if (peer.multiaddrs.length > 0) await this.components.peerStore.merge(peer.id, { multiaddrs: peer.multiaddrs })
       }
     } catch (err) {
       this.log.debug('DHT lookup ended early', { err })
     }
-    this.log.debug('DHT lookup done', { found })
+    // a walk that met nobody new: wait longer before the next (up to 5 min); someone new: back to 15 s
+    this.walkIntervalMs = fresh > 0 ? RANDOM_WALK_INTERVAL_MS : Math.min(this.walkIntervalMs * 2, RANDOM_WALK_MAX_INTERVAL_MS)
+    if (fresh > 0) this.discovered = true
+    this.log.debug('DHT lookup done', { found, fresh })
     this.schedule()
   }
 
@@ -149,7 +170,13 @@ export class DefaultPeerConnector implements PeerConnector, Startable {
     if (connected.size >= this.target) return
     const now = Date.now()
     const self = this.components.peerId.toString()
-    const candidates = (await this.components.peerStore.all())
+    // the peer store is read again only when something was discovered (at most every 2 s) or every 30 s
+    const age = now - this.candidates.atMs
+    if ((this.discovered && age > CANDIDATES_MIN_AGE_MS) || age > CANDIDATES_MAX_AGE_MS) {
+      this.discovered = false
+      this.candidates = { atMs: now, peers: (await this.components.peerStore.all()).map(p => ({ id: p.id, addresses: p.addresses })) }
+    }
+    const candidates = this.candidates.peers
       .filter(p => {
         const id = p.id.toString()
         return id !== self && !connected.has(id) && p.addresses.length > 0 && (this.backoff.get(id)?.until ?? 0) <= now
@@ -158,7 +185,7 @@ export class DefaultPeerConnector implements PeerConnector, Startable {
     for (let i = 0; i < candidates.length; i += CONNECTOR_PARALLEL_DIALS) {
       await Promise.all(candidates.slice(i, i + CONNECTOR_PARALLEL_DIALS).map(async (peer) => await this.dial(peer.id)))
     }
-    if (connected.size > 0 && this.connectedPeers().length < this.target && now - this.lastWalk > RANDOM_WALK_INTERVAL_MS) {
+    if (connected.size > 0 && this.connectedPeers().length < this.target && now - this.lastWalk > this.walkIntervalMs) {
       await this.walk(randomBytes(32))
     }
   }

@@ -38,7 +38,13 @@ import { ROUTING_TOPIC } from '../routing/constants.ts'
  */
 const quietTopic = createTopicScoreParams({ topicWeight: 1, timeInMeshWeight: 0.01, timeInMeshQuantum: 1000, timeInMeshCap: 100, firstMessageDeliveriesWeight: 0, meshMessageDeliveriesWeight: 0, meshFailurePenaltyWeight: 0, invalidMessageDeliveriesWeight: -10, invalidMessageDeliveriesDecay: 0.9 })
 const GOSSIP_SCORING = {
-  scoreParams: { topics: { [OFFERS_TOPIC]: quietTopic, [ROUTING_TOPIC]: quietTopic } },
+  scoreParams: {
+    topics: { [OFFERS_TOPIC]: quietTopic, [ROUTING_TOPIC]: quietTopic },
+    // gossipsub penalises more than 10 peers behind one IP (a Sybil defence for public
+    // networks); daemons sharing a host on loopback are not that: without this, 11+ local
+    // daemons graylist each other and no offer or announcement gets through
+    IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1'])
+  },
   scoreThresholds: { gossipThreshold: -10, publishThreshold: -50, graylistThreshold: -80 }
 }
 

@@ -54,6 +54,12 @@ export interface Config {
   /** Relay for mesh members and send traffic along detours (circuit relay v2). */
   relay: boolean
   worker: WorkerConfig
+  replication: ReplicationConfig
+}
+
+export interface ReplicationConfig {
+  /** Seconds a holder of a `--replicas N` CID may be out of reach before another peer copies it. @default 300 */
+  graceS: number
 }
 
 export function defaultWorkerConfig (): WorkerConfig {
@@ -71,7 +77,8 @@ export function defaultConfig (): Config {
     logLevel: 'info',
     mdns: false,
     relay: true,
-    worker: defaultWorkerConfig()
+    worker: defaultWorkerConfig(),
+    replication: { graceS: 300 }
   }
 }
 
@@ -113,14 +120,14 @@ export function parseConfig (text: string, file: string): Config {
   if (obj.version > CONFIG_VERSION) {
     throw new RepoVersionError(`config file ${file} has version ${obj.version}, newer than this lepton understands (${CONFIG_VERSION}); upgrade lepton`)
   }
-  for (const section of ['connections', 'worker']) {
+  for (const section of ['connections', 'worker', 'replication']) {
     const v = obj[section]
     if (v !== undefined && (v == null || typeof v !== 'object' || Array.isArray(v))) {
       throw new ConfigError(`config file ${file}: "${section}" must be an object`)
     }
   }
   const defaults = defaultConfig()
-  const config: Config = { ...defaults, ...obj, connections: { ...defaults.connections, ...(obj.connections as object ?? {}) }, worker: { ...defaults.worker, ...(obj.worker as object ?? {}) } } as Config
+  const config: Config = { ...defaults, ...obj, connections: { ...defaults.connections, ...(obj.connections as object ?? {}) }, worker: { ...defaults.worker, ...(obj.worker as object ?? {}) }, replication: { ...defaults.replication, ...(obj.replication as object ?? {}) } } as Config
   const bad = (field: string, expected: string): never => {
     throw new ConfigError(`config file ${file}: "${field}" must be ${expected}`)
   }
@@ -133,6 +140,7 @@ export function parseConfig (text: string, file: string): Config {
   if (typeof config.relay !== 'boolean') bad('relay', 'true or false')
   if (!isPositiveInt(config.connections.target)) bad('connections.target', 'a positive integer')
   if (!isPositiveInt(config.connections.max)) bad('connections.max', 'a positive integer')
+  if (!isPositiveInt(config.replication.graceS)) bad('replication.graceS', 'a positive integer (seconds)')
   const w = config.worker
   if (!Number.isInteger(w.slots) || w.slots < 0 || w.slots > 1024) bad('worker.slots', 'an integer from 0 to 1024')
   if (!isPositiveInt(w.memoryMiB) || w.memoryMiB < 8) bad('worker.memoryMiB', 'an integer of at least 8')

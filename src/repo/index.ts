@@ -30,7 +30,7 @@ export * from './errors.ts'
 export { readLock } from './lock.ts'
 export type { LockInfo, RepoLock } from './lock.ts'
 export { defaultConfig, defaultWorkerConfig, parseConfig, parseHostPort, checkMultiaddr, LOG_LEVELS } from './config.ts'
-export type { Config, LogLevel, WorkerConfig } from './config.ts'
+export type { Config, LogLevel, ReplicationConfig, WorkerConfig } from './config.ts'
 export { REPO_VERSION, CONFIG_VERSION } from './constants.ts'
 export { generateSwarmKey, parseSwarmKey, readSwarmKeyFile, SWARM_KEY_BYTES } from './swarm-key.ts'
 

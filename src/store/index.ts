@@ -20,6 +20,8 @@ export type { StoredBlock } from './blockstore.ts'
 export type { BlockSource } from './exchange.ts'
 export type { FetchProgress, FetchResult } from './fetcher.ts'
 export type { PinInfo } from './pins.ts'
+export { planRepair, pickCandidates } from './replicas.ts'
+export type { ReplicaRecord, RepairPlan } from './replicas.ts'
 export { BLOCKS_PROTOCOL, PIN_PROTOCOL, CHUNK_BYTES } from './constants.ts'
 
 export interface AddOptions extends FetchOptions {
@@ -96,6 +98,10 @@ export interface StoreInit {
    * fetches follow detours. @default node.dialProtocol (direct)
    */
   openStream?(peer: PeerId, protocol: string, signal?: AbortSignal): Promise<Stream>
+  /** How long a holder of a `--replicas N` CID may be out of reach before another peer copies it. @default 300000 */
+  replicaGraceMs?: number
+  /** How often the holders of replicated CIDs check on each other. @default 10000 */
+  replicaCheckMs?: number
 }
 
 export function createStore (init: StoreInit): Store {

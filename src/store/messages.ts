@@ -36,6 +36,10 @@ export interface PinRequest {
   cid: Uint8Array
   /** Seconds the asker waits for the fetch. */
   timeoutS: number
+  /** Copies wanted in the mesh (0: a plain request, nothing to watch). */
+  replicas: number
+  /** Every holder after this request, the receiver included: holders watch each other. */
+  holders: string[]
 }
 
 export interface PinResponse {
@@ -47,7 +51,9 @@ export interface PinResponse {
 
 export const PinRequestCodec = defineMessage<PinRequest>({
   cid: { no: 1, type: 'bytes' },
-  timeoutS: { no: 2, type: 'uint32' }
+  timeoutS: { no: 2, type: 'uint32' },
+  replicas: { no: 3, type: 'uint32' },
+  holders: { no: 4, type: 'string', repeated: true, maxItems: 64 }
 })
 
 export const PinResponseCodec = defineMessage<PinResponse>({

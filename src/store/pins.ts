@@ -3,6 +3,8 @@ import { mkdir, readdir, rename, rm, writeFile, readFile } from 'node:fs/promise
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
 
+let tmpCounter = 0
+
 export interface PinInfo {
   cid: string
   pinnedAt: string
@@ -21,7 +23,8 @@ export class PinSet {
 
   async add (cid: CID): Promise<void> {
     const info: PinInfo = { cid: cid.toV1().toString(), pinnedAt: new Date().toISOString() }
-    const tmp = join(this.dir, `.${info.cid}.tmp`)
+    // a name of its own: two adds of one CID at once (two jobs storing the same module) must not share a temp file
+    const tmp = join(this.dir, `.${info.cid}.${process.pid}.${++tmpCounter}.tmp`)
     await writeFile(tmp, JSON.stringify(info))
     await rename(tmp, join(this.dir, info.cid))
   }

@@ -78,8 +78,10 @@ export class DefaultStore implements Store {
       node: init.node,
       repoPath: init.repoPath,
       log: init.log.child('replication'),
-      pin: async (cid, timeoutMs) => { await this.pinAdd(cid, { timeoutMs }) },
-      signal: this.shutdown.signal
+      pin: async (cid, timeoutMs, signal) => { await this.pinAdd(cid, { timeoutMs, signal }) },
+      signal: this.shutdown.signal,
+      graceMs: init.replicaGraceMs,
+      checkMs: init.replicaCheckMs
     })
     this.exchange = new BlockExchange({ node: init.node, source: init.source?.(this.blockstore) ?? this.blockstore, openStream: init.openStream, log: init.log.child('exchange') })
   }
@@ -344,6 +346,7 @@ export class DefaultStore implements Store {
 
   async pinRm (cid: CID): Promise<void> {
     if (!await this.pins.rm(cid)) throw new NotPinnedError(`${cid.toString()} is not pinned`)
+    await this.replication.forget(cid)
   }
 
   async pinLs (): Promise<PinInfo[]> {

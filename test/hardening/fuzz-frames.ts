@@ -130,9 +130,9 @@ export function pinPlan (rand: Rand, realCids: Uint8Array[], limit: number): Str
   if (r < 0.15) {
     // a well-formed request: the daemon fetches (briefly) and answers
     const cid = rand() < 0.3 ? pick(rand, realCids) : rawCid(randomBytes(rand, 8)).bytes
-    writes.push({ bytes: frame(PinRequestCodec.encode({ cid, timeoutS: int(rand, 0, 2) })), frames: 1 })
+    writes.push({ bytes: frame(PinRequestCodec.encode({ cid, timeoutS: int(rand, 0, 2), replicas: 0, holders: [] })), frames: 1 })
   } else if (r < 0.45) {
-    writes.push({ bytes: frame(PinRequestCodec.encode({ cid: randomCid(rand), timeoutS: int(rand, 0, 2 ** 32 - 1) })), frames: 1 })
+    writes.push({ bytes: frame(PinRequestCodec.encode({ cid: randomCid(rand), timeoutS: int(rand, 0, 2 ** 32 - 1), replicas: 0, holders: [] })), frames: 1 })
   }
   const junk: Uint8Array[] = []
   for (let i = int(rand, 0, 40); i > 0; i--) junk.push(hostileFrame(rand, limit, 4))

@@ -4,11 +4,12 @@
  * requests from others (with our free disk space in every answer).
  */
 import { statfs } from 'node:fs/promises'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
 import { FrameDecoder, ProtocolViolationError, readChunks, sendFrame } from '../wire/index.ts'
 import { PIN_PROTOCOL } from './constants.ts'
 import { PinRequestCodec, PinResponseCodec } from './messages.ts'
-import { ReplicaRecords, pickCandidates, planRepair } from './replicas.ts'
+import { ReplicaRecords, holdersToProbe, pickCandidates, planRepair } from './replicas.ts'
 import type { ReplicaRecord } from './replicas.ts'
 import type { ReplicaResult } from './index.ts'
 import type { Logger } from '../log.ts'
@@ -30,6 +31,9 @@ export interface ReplicationInit {
 
 /** Longest a peer may spend fetching for a replica request. */
 const MAX_REPLICA_FETCH_S = 600
+
+/** Time allowed to dial a holder we are not connected to before it may count as dead. */
+const PROBE_TIMEOUT_MS = 5000
 
 /** Largest pin request (a CID and up to 64 holder ids). */
 const MAX_PIN_REQUEST_BYTES = 8192
@@ -85,20 +89,34 @@ export class Replication {
     try {
       const { node } = this.init
       const self = node.peerId.toString()
-      const now = Date.now()
       const connected = new Set(node.getPeers().map(p => p.toString()))
+      const graceMs = this.init.graceMs ?? 300_000
+      await this.probe(holdersToProbe(this.records.records.values(), self, connected, this.lastSeen, Date.now(), graceMs))
+      const now = Date.now()
       for (const record of this.records.records.values()) {
         for (const h of record.holders) {
           if (h === self) continue
           if (connected.has(h) || !this.lastSeen.has(h)) this.lastSeen.set(h, now)
         }
-        const plan = planRepair(record, self, this.lastSeen, now, this.init.graceMs ?? 300_000)
+        const plan = planRepair(record, self, this.lastSeen, now, graceMs)
         if (plan.missing === 0 || !plan.leader) continue
         await this.repair(record, plan.live, plan.dead, plan.missing)
       }
     } finally {
       this.repairing = false
     }
+  }
+
+  /** Dials holders this peer is not connected to; the ones that answer count as seen. */
+  private async probe (holders: string[]): Promise<void> {
+    const { node } = this.init
+    await Promise.all(holders.map(async h => {
+      try {
+        const signal = AbortSignal.any([this.init.signal, AbortSignal.timeout(PROBE_TIMEOUT_MS)])
+        await node.dial(peerIdFromString(h), { signal })
+        this.lastSeen.set(h, Date.now())
+      } catch {}
+    }))
   }
 
   private async repair (record: ReplicaRecord, live: string[], dead: string[], missing: number): Promise<void> {
@@ -211,6 +229,8 @@ export class Replication {
         const hangUp = (): void => { gone.abort(new Error('the asker hung up')) }
         stream.addEventListener('remoteCloseWrite', hangUp)
         stream.addEventListener('close', hangUp)
+        // the asker keeps its end open until answered: a FIN that came with the request means it left already
+        if (stream.remoteWriteStatus !== 'writable' || stream.status !== 'open') hangUp()
         try {
           await this.init.pin(cid, Math.min(req.timeoutS, MAX_REPLICA_FETCH_S) * 1000, AbortSignal.any([gone.signal, this.init.signal]))
         } finally {

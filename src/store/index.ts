@@ -20,7 +20,7 @@ export type { StoredBlock } from './blockstore.ts'
 export type { BlockSource } from './exchange.ts'
 export type { FetchProgress, FetchResult } from './fetcher.ts'
 export type { PinInfo } from './pins.ts'
-export { planRepair, pickCandidates } from './replicas.ts'
+export { planRepair, pickCandidates, holdersToProbe } from './replicas.ts'
 export type { ReplicaRecord, RepairPlan } from './replicas.ts'
 export { BLOCKS_PROTOCOL, PIN_PROTOCOL, CHUNK_BYTES } from './constants.ts'
 

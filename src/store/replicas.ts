@@ -44,6 +44,24 @@ export function planRepair (record: ReplicaRecord, self: string, lastSeenMs: Rea
   return { dead, live, leader, missing: Math.max(0, record.wanted - live.length) }
 }
 
+/**
+ * Pure: holders to dial before they could be counted dead. Liveness is "connected
+ * to me", and in a mesh larger than the connection target two holders need not
+ * be connected: one unseen for half the grace period is dialled, and counts as
+ * seen if the dial succeeds.
+ */
+export function holdersToProbe (records: Iterable<ReplicaRecord>, self: string, connected: ReadonlySet<string>, lastSeenMs: ReadonlyMap<string, number>, nowMs: number, graceMs: number): string[] {
+  const out = new Set<string>()
+  for (const record of records) {
+    for (const h of record.holders) {
+      if (h === self || connected.has(h)) continue
+      const seen = lastSeenMs.get(h)
+      if (seen != null && nowMs - seen > graceMs / 2) out.add(h)
+    }
+  }
+  return [...out]
+}
+
 /** Candidates for a new copy: connected peers that are not holders, nearest first. */
 export function pickCandidates (connected: ReadonlyArray<{ peerId: string, rttMs: number | undefined }>, holders: readonly string[]): string[] {
   const taken = new Set(holders)

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { afterEach, describe, expect, it } from 'vitest'
 import { CID } from 'multiformats/cid'
-import { pickCandidates, planRepair } from '../../src/store/index.ts'
+import { holdersToProbe, pickCandidates, planRepair } from '../../src/store/index.ts'
 import { startStorePeer, stopStorePeer } from './helpers.ts'
 import type { StorePeer } from './helpers.ts'
 
@@ -16,6 +16,15 @@ describe('repair decisions (pure)', () => {
     expect(asD.missing).toBe(1)
     // within the grace period nobody is dead and nothing is missing
     expect(planRepair(record, 'c', seen, 4_000, 5_000)).toEqual({ dead: [], live: ['b', 'c', 'd'], leader: false, missing: 0 })
+  })
+
+  it('holders not connected and unseen for half the grace period are dialled before they can count as dead', () => {
+    const seen = new Map([['b', 0], ['c', 9_000], ['d', 0], ['e', 0]])
+    const records = [record, { cid: 'bafz', wanted: 2, holders: ['c', 'e'] }]
+    // b: unseen 10 s, not connected -> dial; c: seen recently; d: connected; e: in the second record
+    expect(holdersToProbe(records, 'c', new Set(['d']), seen, 10_000, 5_000)).toEqual(['b', 'e'])
+    // a holder never seen yet (this peer just started) has its clock started, not dialled
+    expect(holdersToProbe(records, 'c', new Set(), new Map(), 10_000, 5_000)).toEqual([])
   })
 
   it('new copies go to the nearest connected peers that hold none', () => {

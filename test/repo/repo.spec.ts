@@ -206,6 +206,7 @@ describe('readConfig and parseConfig', () => {
     expect(config.logLevel).toBe('debug')
     expect(config.connections).toEqual({ target: defaultConfig().connections.target, max: 5 })
     expect(config.listen).toEqual(defaultConfig().listen)
+    expect(config.replication).toEqual({ graceS: 300 })
   })
 
   it('corrupt JSON in config.json: ConfigError naming the file', async () => {
@@ -246,7 +247,9 @@ describe('readConfig and parseConfig', () => {
     ['an api that is not a string', { api: 4681 }, 'api'],
     ['mdns that is not a boolean', { mdns: 'yes' }, 'mdns'],
     ['a zero connections.target', { connections: { target: 0, max: 10 } }, 'connections.target'],
-    ['a fractional connections.max', { connections: { target: 1, max: 1.5 } }, 'connections.max']
+    ['a fractional connections.max', { connections: { target: 1, max: 1.5 } }, 'connections.max'],
+    ['a zero replication.graceS', { replication: { graceS: 0 } }, 'replication.graceS'],
+    ['a replication section that is not an object', { replication: 300 }, 'replication']
   ]
   for (const [what, fields, mention] of badFields) {
     it(`${what} is a ConfigError naming the field or value`, () => {

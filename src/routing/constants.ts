@@ -43,7 +43,7 @@ export const RANDOM_WALK_INTERVAL_MS = 15_000
 export const RANDOM_WALK_MAX_INTERVAL_MS = 5 * 60_000
 
 /** Dial candidates are re-read from the peer store at most this often after a discovery... */
-export const CANDIDATES_MIN_AGE_MS = 2000
+export const CANDIDATES_MIN_AGE_MS = 500
 
 /** ... and at least this often anyway. */
 export const CANDIDATES_MAX_AGE_MS = 30_000

@@ -170,7 +170,7 @@ export class DefaultPeerConnector implements PeerConnector, Startable {
     if (connected.size >= this.target) return
     const now = Date.now()
     const self = this.components.peerId.toString()
-    // the peer store is read again only when something was discovered (at most every 2 s) or every 30 s
+    // the peer store is read again only when something was discovered (at most twice a second) or every 30 s
     const age = now - this.candidates.atMs
     if ((this.discovered && age > CANDIDATES_MIN_AGE_MS) || age > CANDIDATES_MAX_AGE_MS) {
       this.discovered = false

@@ -47,8 +47,10 @@ describe('peer connector pruning (in-process nodes)', () => {
   it('over the high-water mark, a node drops its slowest peers and keeps the nearest', async () => {
     const { createNode } = await import('../../src/node/index.ts')
     const delayOf = new Map<string, number>()
-    // five leaves whose echoes are held 0, 15, 30, 45, 60 ms: the hub measures those RTTs
-    const leaves = await Promise.all([0, 15, 30, 45, 60].map(async (ms) => {
+    // five leaves whose echoes are held 0, 60, 120, 180, 240 ms: the hub measures those RTTs (steps
+    // of 60 ms, so the CPU load of a full test run, which adds tens of ms to loopback RTTs, cannot
+    // reorder them)
+    const leaves = await Promise.all([0, 60, 120, 180, 240].map(async (ms) => {
       const leaf = await createNode({ rtt: { intervalMs: 100, echoDelayMs: () => ms }, connector: { intervalMs: 1e9 } })
       delayOf.set(leaf.peerId.toString(), ms)
       return leaf

@@ -10,6 +10,7 @@
  * error with its position; `wat2wasm` from wabt reads the same files.
  */
 import { readFile, writeFile } from 'node:fs/promises'
+import { leb } from '../src/sandbox/wasm-binary.ts'
 
 type Sexp = string | Sexp[]
 interface FuncType { params: number[], results: number[] }
@@ -296,15 +297,7 @@ function concat (parts: Uint8Array[]): Uint8Array {
   return Uint8Array.from(parts.flatMap(p => [...p]))
 }
 function uleb (value: number): number[] {
-  const out: number[] = []
-  let v = value
-  do {
-    let byte = v % 128
-    v = Math.floor(v / 128)
-    if (v > 0) byte |= 0x80
-    out.push(byte)
-  } while (v > 0)
-  return out
+  return [...leb(value)]
 }
 function sleb (value: bigint): number[] {
   const out: number[] = []

@@ -4,6 +4,7 @@
  * past the cap fails inside the module (it returns -1) instead of taking the
  * host's memory. Worker resourceLimits do not cover wasm memory.
  */
+import { encodeVarint } from '../wire/index.ts'
 import { WASM_PAGE_BYTES } from './constants.ts'
 
 const MEMORY_SECTION = 5
@@ -102,15 +103,5 @@ export function readLeb (bytes: Uint8Array, at: number): [number, number] {
   }
 }
 
-/** Unsigned LEB128 encoding. */
-export function leb (value: number): Uint8Array {
-  const out: number[] = []
-  let v = value
-  do {
-    let byte = v % 128
-    v = Math.floor(v / 128)
-    if (v > 0) byte |= 0x80
-    out.push(byte)
-  } while (v > 0)
-  return Uint8Array.from(out)
-}
+/** Unsigned LEB128 encoding: the same varint as our wire frames. */
+export const leb = encodeVarint

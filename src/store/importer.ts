@@ -19,6 +19,7 @@ import * as raw from 'multiformats/codecs/raw'
 import * as Digest from 'multiformats/hashes/digest'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { CHUNK_BYTES, FILE_READAHEAD, FILE_READ_GROUP, IMPORT_WINDOW, MAX_CHILDREN_PER_NODE } from './constants.ts'
+import { remainder } from './packs.ts'
 import type { ImporterOptions } from 'ipfs-unixfs-importer'
 
 /** Reusable chunk buffers: at most `max` are kept. */
@@ -88,20 +89,6 @@ export async function * readFileChunks (path: string, pool: ChunkPool, readahead
     await Promise.allSettled(reads)
     await handle.close()
   }
-}
-
-/** The buffers after the first `skip` bytes. */
-function remainder (buffers: Uint8Array[], skip: number): Uint8Array[] {
-  const out: Uint8Array[] = []
-  for (const buf of buffers) {
-    if (skip >= buf.byteLength) {
-      skip -= buf.byteLength
-      continue
-    }
-    out.push(skip > 0 ? buf.subarray(skip) : buf)
-    skip = 0
-  }
-  return out
 }
 
 export interface LeafWriter {

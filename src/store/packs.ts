@@ -31,8 +31,8 @@ interface WriteGroup {
 /** Fewer than IOV_MAX (1024 on Linux) buffers per writev. */
 const MAX_IOVECS = 512
 
-/** The chunks after the first `skip` bytes. */
-function remainder (chunks: Uint8Array[], skip: number): Uint8Array[] {
+/** The chunks after the first `skip` bytes (for partial readv/writev). */
+export function remainder (chunks: Uint8Array[], skip: number): Uint8Array[] {
   const out: Uint8Array[] = []
   for (const chunk of chunks) {
     if (skip >= chunk.byteLength) {

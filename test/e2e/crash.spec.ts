@@ -14,18 +14,15 @@ import { createReadStream } from 'node:fs'
 import { mkdtemp, open, readFile, readdir, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { importer } from 'ipfs-unixfs-importer'
-import { fixedSize } from 'ipfs-unixfs-importer/chunker'
-import { balanced } from 'ipfs-unixfs-importer/layout'
 import { CID } from 'multiformats/cid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CLI, runCli, startDaemon } from '../../scripts/local-mesh.ts'
 import { decodeStored, verifyBlock } from '../../src/store/index.ts'
 import { RECORD_PUT, decodeRecords } from '../../src/store/pack-log.ts'
+import { kuboCid } from '../store/helpers.ts'
 import type { CliResult, DaemonProcess } from '../../scripts/local-mesh.ts'
 import type { AddResult } from '../../src/store/index.ts'
 import type { PackEntry } from '../../src/store/pack-log.ts'
-import type { Blockstore } from 'interface-blockstore'
 
 const MiB = 1024 * 1024
 const ADD_BYTES = 300 * MiB
@@ -58,19 +55,6 @@ async function sha256File (path: string): Promise<string> {
   const hash = createHash('sha256')
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer)
   return hash.digest('hex')
-}
-
-/** The CID kubo's settings give (ipfs-unixfs-importer run in-process, blocks discarded). */
-async function referenceCid (path: string): Promise<string> {
-  const discard = { put: async (cid: CID) => cid, has: async () => false } as unknown as Blockstore
-  let last = ''
-  for await (const entry of importer([{ content: createReadStream(path) }], discard, {
-    cidVersion: 1,
-    rawLeaves: true,
-    chunker: fixedSize({ chunkSize: 262144 }),
-    layout: balanced({ maxChildrenPerNode: 174 })
-  })) last = entry.cid.toString()
-  return last
 }
 
 const packDir = (repo: string): string => join(repo, 'blocks', 'packs')
@@ -171,7 +155,7 @@ describe('crash safety of the store (kill -9 mid-write)', () => {
     let a = await start(repo)
     const file = join(dir, 'add.bin')
     await writeRandomFile(file, ADD_BYTES)
-    const expectedCid = await referenceCid(file)
+    const expectedCid = await kuboCid([{ content: createReadStream(file) }])
     const expectedSha = await sha256File(file)
 
     const started = Date.now()

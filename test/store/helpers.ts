@@ -1,4 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
+import { importer } from 'ipfs-unixfs-importer'
+import { fixedSize } from 'ipfs-unixfs-importer/chunker'
+import { balanced } from 'ipfs-unixfs-importer/layout'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { silentLogger } from '../../src/log.ts'
@@ -6,6 +9,8 @@ import { createNode } from '../../src/node/index.ts'
 import { createStore } from '../../src/store/index.ts'
 import type { LeptonNode } from '../../src/node/index.ts'
 import type { BlockSource, DiskBlockstore, Store } from '../../src/store/index.ts'
+import type { Blockstore } from 'interface-blockstore'
+import type { ImportCandidate } from 'ipfs-unixfs-importer'
 
 export interface StorePeer {
   node: LeptonNode
@@ -26,4 +31,20 @@ export async function stopStorePeer (peer: StorePeer): Promise<void> {
   await peer.store.stop()
   await peer.node.stop()
   await rm(peer.dir, { recursive: true, force: true })
+}
+
+/**
+ * The root CID `ipfs add --cid-version 1 --raw-leaves --chunker size-262144` gives:
+ * ipfs-unixfs-importer with kubo's settings, run in-process, blocks discarded.
+ */
+export async function kuboCid (files: ImportCandidate[]): Promise<string> {
+  const discard = { put: async (cid: unknown) => cid, has: async () => false } as unknown as Blockstore
+  let last = ''
+  for await (const entry of importer(files, discard, {
+    cidVersion: 1,
+    rawLeaves: true,
+    chunker: fixedSize({ chunkSize: 262144 }),
+    layout: balanced({ maxChildrenPerNode: 174 })
+  })) last = entry.cid.toString()
+  return last
 }

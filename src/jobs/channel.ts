@@ -23,6 +23,10 @@ export class TaskChannel {
   private sending: Promise<void> = Promise.resolve()
   private readonly outbox: Uint8Array[] = []
   private readonly lingerMs: number
+  /** Ends the current linger early (flush). */
+  private wake?: () => void
+  /** flush() was asked for: the next batch leaves without lingering. */
+  private urgent = false
   private handlers?: ChannelHandlers
   /** Messages that arrived before handlers were attached. */
   private early: TaskMessage[] = []
@@ -100,11 +104,26 @@ export class TaskChannel {
     this.outbox.push(TaskMessageCodec.encode(msg))
     if (this.outbox.length > 1) return
     this.sending = this.sending.then(async () => {
-      await new Promise(resolve => { if (this.lingerMs > 0) setTimeout(resolve, this.lingerMs); else setImmediate(resolve) })
+      await new Promise<void>(resolve => {
+        if (this.lingerMs <= 0 || this.urgent) {
+          setImmediate(resolve)
+          return
+        }
+        const timer = setTimeout(() => { this.wake = undefined; resolve() }, this.lingerMs)
+        this.wake = () => { clearTimeout(timer); this.wake = undefined; setImmediate(resolve) }
+      })
+      this.urgent = false
       const batch = new Uint8ArrayList()
       for (const frame of this.outbox.splice(0)) batch.append(encodeVarint(frame.byteLength), frame)
       if (!this.stream.send(batch)) await waitForDrain(this.stream)
     }).catch((err: Error) => { this.close(err) })
+  }
+
+  /** Sends what lingers at the end of this tick instead of when the linger expires. */
+  flush (): void {
+    if (this.outbox.length === 0) return
+    this.urgent = true
+    this.wake?.()
   }
 
   close (err?: Error): void {

@@ -108,6 +108,8 @@ export class JobRun {
   private firstOpen = 0
   /** Tasks done (accepted output). */
   private doneCount = 0
+  /** The reduce has begun (it runs once, whichever accept saw the last task done). */
+  private finishing = false
   /** Worker times of good results, for the backup threshold. */
   private readonly durations: number[] = []
   private backupThreshold = { atCount: -1, ms: Infinity }
@@ -353,7 +355,8 @@ export class JobRun {
       if (cid === outputCid) continue
       for (const w of voters) await this.caught(task, w, cid, outputCid)
     }
-    if (this.state === 'running' && this.tasks.every(t => t.state === 'done')) await this.finish()
+    // several accepts may be waiting on the journal when the last task is done: one reduce
+    if (this.state === 'running' && this.doneCount === this.tasks.length) await this.finish()
   }
 
   /** Copies of `task` still to hand out. */
@@ -504,6 +507,8 @@ export class JobRun {
 
   /** Every task has an accepted output: reduce on this peer, store the result. */
   private async finish (): Promise<void> {
+    if (this.finishing) return
+    this.finishing = true
     try {
       const values: unknown[] = []
       for (const task of this.tasks) {

@@ -83,6 +83,9 @@ export const HAVE_TIMEOUT_MS = 1000
 /** Provider records are republished this often. */
 export const REPROVIDE_INTERVAL_MS = 6 * 60 * 60 * 1000
 
+/** Bound on one provide (a DHT query and k ADD_PROVIDER messages). */
+export const PROVIDE_TIMEOUT_MS = 60_000
+
 /** Requests from one peer answered at once (disk reads overlap). */
 export const SERVE_CONCURRENCY = 8
 

@@ -4,13 +4,14 @@ import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
 import { DiskBlockstore, contiguous, decodeStored, encodeStoredAsync, verifyBlock } from './blockstore.ts'
-import { FIND_TIMEOUT_MS, FORGED_BLOCK_BAN_MS, IMPORTER_PRELOAD_DELAY_MS, READ_LOOKAHEAD, HAVE_TIMEOUT_MS, REPROVIDE_INTERVAL_MS } from './constants.ts'
+import { FIND_TIMEOUT_MS, FORGED_BLOCK_BAN_MS, IMPORTER_PRELOAD_DELAY_MS, READ_LOOKAHEAD, HAVE_TIMEOUT_MS, PROVIDE_TIMEOUT_MS, REPROVIDE_INTERVAL_MS } from './constants.ts'
 import { ChunkPool, loadImporter, preloadImporter, readFileChunks } from './importer.ts'
 import { DAG_PB, RAW, linksOf } from './dag.ts'
 import { BlockNotFoundError, ContentNotFoundError, CorruptBlockError, InvalidCidError, NotPinnedError } from './errors.ts'
 import { BlockExchange } from './exchange.ts'
 import { fetchDag } from './fetcher.ts'
 import { PinSet } from './pins.ts'
+import { ProvideQueue } from './provide-queue.ts'
 import { readFileBytes } from './reader.ts'
 import { Replication } from './replication.ts'
 import type { FetchResult } from './fetcher.ts'
@@ -62,6 +63,7 @@ export class DefaultStore implements Store {
   private readonly repoPath: string
   private readonly shutdown = new AbortController()
   private reprovideTimer?: ReturnType<typeof setInterval>
+  private readonly provides: ProvideQueue
   /** Operations that write blocks; gc waits for them and holds new ones back. */
   private busy = 0
   private gcRunning?: Promise<unknown>
@@ -82,6 +84,13 @@ export class DefaultStore implements Store {
       signal: this.shutdown.signal,
       graceMs: init.replicaGraceMs,
       checkMs: init.replicaCheckMs
+    })
+    this.provides = new ProvideQueue({
+      provide: async (cid, signal) => { await this.node.contentRouting.provide(cid, { signal }) },
+      log: this.log,
+      signal: this.shutdown.signal,
+      freshMs: REPROVIDE_INTERVAL_MS,
+      timeoutMs: PROVIDE_TIMEOUT_MS
     })
     this.exchange = new BlockExchange({ node: init.node, source: init.source?.(this.blockstore) ?? this.blockstore, openStream: init.openStream, log: init.log.child('exchange') })
   }
@@ -172,13 +181,11 @@ export class DefaultStore implements Store {
   }
 
   private provide (cid: CID): void {
-    this.node.contentRouting.provide(cid, { signal: AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(60_000)]) })
-      .then(() => { this.log.debug('provided', { cid: cid.toString() }) })
-      .catch(err => { this.log.debug('provide failed', { cid: cid.toString(), err }) })
+    this.provides.add(cid)
   }
 
   private async reprovideAll (): Promise<void> {
-    for (const pin of await this.pins.ls()) this.provide(CID.parse(pin.cid))
+    for (const pin of await this.pins.ls()) this.provides.add(CID.parse(pin.cid), true)
   }
 
   /** Connected peers that say they hold `cid`, else providers from the DHT. */

@@ -55,6 +55,24 @@ describe('jobs across peers in one process', () => {
     for (const t of detail.taskList) expect(t.doneBy).not.toContain(liarId)
   }, 60_000)
 
+  it('reduces once, however many last results land in the same moment', async () => {
+    const [submitter] = await mesh([{}, {}])
+    const s = submitter as JobPeer
+    let reduces = 0
+    const run = s.sandbox.run.bind(s.sandbox)
+    s.sandbox.run = async (req) => {
+      if (req.fn === 'reduce') reduces++
+      return await run(req)
+    }
+    const module = await writeModule(s.dir, 'noop.js', 'export function map (input, ctx) { return ctx.task }\nexport function reduce (v) { return v.length }\n')
+    // results come back in batches: several accepts wait on the journal when the last task is done
+    const summary = await s.jobs.submit({ module, tasks: 60 })
+    const detail = await s.jobs.wait(summary.jobId)
+    expect(detail.state).toBe('succeeded')
+    expect(detail.result).toBe(60)
+    expect(reduces).toBe(1)
+  }, 60_000)
+
   it('fails a job whose task keeps throwing, with the task error, after the retries', async () => {
     const [submitter] = await mesh([{}, {}])
     const s = submitter as JobPeer

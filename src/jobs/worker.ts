@@ -65,8 +65,8 @@ interface Running {
 
 /**
  * How long a result may wait for others to leave in the same write while
- * more tasks of that stream are queued or running here (the submitter keeps
- * this worker's queue full meanwhile). The last one leaves at once.
+ * awards queue here for a slot (the submitter has kept this worker busy). A
+ * result that leaves a slot with nothing to do is sent at once.
  */
 const RESULT_LINGER_MS = 10
 
@@ -84,8 +84,6 @@ export class Worker {
   /** Input CIDs this worker fetched (for locality in bids). */
   private readonly held = new Set<string>()
   private readonly running = new Map<string, Running>()
-  /** Awards of each stream not yet answered. */
-  private readonly awarded = new Map<TaskChannel, number>()
   private readonly waiting: Array<() => void> = []
   private active = 0
   private readonly shutdown = new AbortController()
@@ -206,19 +204,11 @@ export class Worker {
 
   private onTaskMessage (channel: TaskChannel, submitter: PeerId, msg: TaskMessage): void {
     if (msg.type === TASK_MSG.AWARD) {
-      this.awarded.set(channel, (this.awarded.get(channel) ?? 0) + 1)
       this.execute(submitter.toString(), msg).then(outcome => {
         channel.send(resultMessage(msg, outcome, this.freeSlots))
-      }, (err: Error) => { this.log.debug('task failed unexpectedly', { err }) }).finally(() => {
-        const left = (this.awarded.get(channel) ?? 1) - 1
-        if (left > 0) {
-          this.awarded.set(channel, left)
-          return
-        }
-        // nothing more of this stream here: the submitter must hear now that this worker idles
-        this.awarded.delete(channel)
-        channel.flush()
-      })
+        // no award waits for the slot this task freed: the submitter must hear now, or the slot idles
+        if (this.waiting.length === 0) channel.flush()
+      }, (err: Error) => { this.log.debug('task failed unexpectedly', { err }) })
     } else if (msg.type === TASK_MSG.CANCEL) {
       this.cancel(submitter.toString(), msg.jobId, msg.task, msg.attempt)
     } else if (msg.type === TASK_MSG.DONE) {

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
 
-// the built CLI, as users run it (npm test and npm start build it first)
-export const CLI = resolve(import.meta.dirname, '../dist/cli/main.js')
+// the CLI as users run it: bin/lepton.js runs the build (npm test and npm start build it first)
+export const CLI = resolve(import.meta.dirname, '../bin/lepton.js')
 
 export interface CliResult {
   code: number

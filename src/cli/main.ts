@@ -25,6 +25,7 @@ import { submit } from './submit.ts'
 import { jobs } from './jobs.ts'
 import { job } from './job.ts'
 import { cancel } from './cancel.ts'
+import { execDaemonWithFlags } from './node-flags.ts'
 import type { Command } from './command.ts'
 
 const COMMANDS: Command[] = [init, key, daemon, id, peers, rtt, routes, status, stop, add, cat, get, stat, providers, pin, gc, submit, jobs, job, cancel]
@@ -76,5 +77,7 @@ export async function main (argv: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
+  // bin/lepton.js does this before loading the CLI; here for `node dist/cli/main.js daemon`
+  execDaemonWithFlags()
   process.exit(await main(process.argv.slice(2)))
 }

@@ -1,0 +1,25 @@
+import { describe, expect, it } from 'vitest'
+import { DAEMON_NODE_FLAGS, daemonExecArgs } from '../../src/cli/node-flags.ts'
+
+describe('daemon node flags', () => {
+  const node = '/usr/bin/node'
+
+  it('re-runs `lepton daemon` with the flags before the script, keeping the other arguments', () => {
+    expect(daemonExecArgs(node, ['--enable-source-maps'], [node, '/x/bin/lepton.js', 'daemon', '--repo', 'r'])).toEqual(
+      [node, '--enable-source-maps', ...DAEMON_NODE_FLAGS, '/x/bin/lepton.js', 'daemon', '--repo', 'r'])
+  })
+
+  it('leaves other commands alone', () => {
+    expect(daemonExecArgs(node, [], [node, '/x/bin/lepton.js', 'status'])).toBeNull()
+    expect(daemonExecArgs(node, [], [node, '/x/bin/lepton.js'])).toBeNull()
+  })
+
+  it('does nothing once the flags are set: no exec loop, and a value the user chose wins', () => {
+    const argv = [node, '/x/bin/lepton.js', 'daemon']
+    const again = daemonExecArgs(node, [], argv) as string[]
+    expect(daemonExecArgs(node, again.slice(1, 1 + DAEMON_NODE_FLAGS.length), argv)).toBeNull()
+    expect(daemonExecArgs(node, ['--max-semi-space-size=64'], argv)).toBeNull()
+    expect(daemonExecArgs(node, ['--max_semi_space_size=4'], argv)).toBeNull()
+    expect(daemonExecArgs(node, [], argv, '--max-old-space-size=512 --max-semi-space-size=32')).toBeNull()
+  })
+})

@@ -3,7 +3,7 @@
  * them, resumes them after a restart) and worker (runs tasks for others), and
  * the /lepton/tasks/1.0.0 handler that joins bidding workers to their job.
  */
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
 import { BID_FLOOD, FLOOD_BAN_MS, FloodGuard, OFFERS_TOPIC, OfferCodec, TASKS_PROTOCOL, TASK_MSG, reliability } from '../market/index.ts'
@@ -24,6 +24,70 @@ import type { Sandbox } from '../sandbox/index.ts'
 import type { Store } from '../store/index.ts'
 import type { PeerId, Stream } from '@libp2p/interface'
 
+/** Finished jobs kept whole in memory (detail, result, outputs); older ones are read back from their journal when asked for. */
+const FINISHED_RUNS_KEPT = 32
+/** Summaries of finished jobs kept for `lepton jobs` beyond those (newest); every job stays reachable by id from its journal. */
+const SUMMARIES_KEPT = 10_000
+/** Lineage kept for later jobs: entries, and bytes of the small outputs carried inline. */
+const LINEAGE_ENTRIES = 4096
+const LINEAGE_BYTES = 64 * 1024 * 1024
+
+/**
+ * Lineage of finished tasks, least recently used dropped first once it holds
+ * more than `maxEntries` entries or `maxBytes` of inline outputs. (Unbounded,
+ * a submitter kept every output of every job it ever ran, and read them all
+ * back from the journals at each start.)
+ */
+export class LineageCache extends Map<string, LineageEntry> {
+  private bytes = 0
+  private readonly maxEntries: number
+  private readonly maxBytes: number
+
+  constructor (maxEntries: number, maxBytes: number) {
+    super()
+    this.maxEntries = maxEntries
+    this.maxBytes = maxBytes
+  }
+
+  /** Bytes of the inline outputs held. */
+  get outputBytes (): number {
+    return this.bytes
+  }
+
+  override get (key: string): LineageEntry | undefined {
+    const entry = super.get(key)
+    if (entry !== undefined) {
+      // most recently used last
+      super.delete(key)
+      super.set(key, entry)
+    }
+    return entry
+  }
+
+  override set (key: string, entry: LineageEntry): this {
+    this.delete(key)
+    super.set(key, entry)
+    this.bytes += entry.output?.byteLength ?? 0
+    for (const oldest of this.keys()) {
+      if (this.size <= this.maxEntries && this.bytes <= this.maxBytes) break
+      this.delete(oldest)
+    }
+    return this
+  }
+
+  override delete (key: string): boolean {
+    const entry = super.get(key)
+    if (entry === undefined) return false
+    this.bytes -= entry.output?.byteLength ?? 0
+    return super.delete(key)
+  }
+
+  override clear (): void {
+    this.bytes = 0
+    super.clear()
+  }
+}
+
 export interface JobsInit {
   node: LeptonNode
   store: Store
@@ -40,9 +104,14 @@ export class JobsService {
   readonly worker: Worker
   private readonly init: JobsInit
   private readonly log: Logger
+  /** Running jobs and the FINISHED_RUNS_KEPT most recently finished. */
   private readonly runs = new Map<string, JobRun>()
+  /** Ids of the finished jobs in `runs`, oldest first. */
+  private readonly finished = new Set<string>()
+  /** Summaries of finished jobs no longer in `runs`, oldest first. */
+  private readonly summaries = new Map<string, JobSummary>()
   private readonly journals = new Map<string, Journal>()
-  private readonly lineage = new Map<string, LineageEntry>()
+  private readonly lineage = new LineageCache(LINEAGE_ENTRIES, LINEAGE_BYTES)
   private readonly outcomes = new Map<string, { ok: number, bad: number }>()
   private seq = 0
   /** Parsed peer ids of workers, for RTT lookups on every award. */
@@ -91,24 +160,31 @@ export class JobsService {
   /** Reads every journal: finished jobs for the record, unfinished ones resumed. */
   private async load (): Promise<void> {
     const toResume: JobRun[] = []
+    const ended: JobRun[] = []
     for (const path of await listJournals(this.dir)) {
       try {
-        const records = await readJournal(path)
-        const head = records[0]
-        if (head?.t !== 'plan') continue
-        const plan = head.plan as JobPlan
-        const resumes = records.filter(r => r.t === 'resume').length
-        const run = this.newRun(plan, resumes + 1)
-        run.replay(records.slice(1))
-        this.runs.set(plan.jobId, run)
-        for (const t of run.detail().taskList) {
-          // lineage of finished tasks, for every later job
-          if (t.outputCid != null) this.lineage.set(run.taskKey(t.index), { outputCid: t.outputCid, output: run.taskOutput(t.index) })
+        const run = await this.readRun(path)
+        if (run == null) continue
+        if (run.state === 'running') {
+          this.runs.set(run.id, run)
+          toResume.push(run)
+        } else {
+          ended.push(run)
         }
-        if (run.state === 'running') toResume.push(run)
       } catch (err) {
         this.log.warn('unreadable job journal skipped', { path, err })
       }
+    }
+    // oldest first, so the newest are the ones kept whole and the lineage keeps the most recent tasks
+    const endedAt = (r: JobRun): number => { const s = r.summary(); return s.createdAtMs + s.elapsedMs }
+    for (const run of [...ended.sort((a, b) => endedAt(a) - endedAt(b)), ...toResume]) {
+      for (const t of run.detail().taskList) {
+        // lineage of finished tasks, for every later job
+        if (t.outputCid != null) this.lineage.set(run.taskKey(t.index), { outputCid: t.outputCid, output: run.taskOutput(t.index) })
+      }
+      if (run.state === 'running') continue
+      this.runs.set(run.id, run)
+      this.retire(run)
     }
     for (const run of toResume) {
       this.log.info('resuming job', { job: run.id })
@@ -116,8 +192,38 @@ export class JobsService {
     }
   }
 
-  private newRun (plan: JobPlan, runNumber: number): JobRun {
-    let journal = this.journals.get(plan.jobId)
+  /** A job as its journal left it; only an unfinished one keeps its journal open for appends (it resumes). */
+  private async readRun (path: string): Promise<JobRun | null> {
+    const records = await readJournal(path)
+    const head = records[0]
+    if (head?.t !== 'plan') return null
+    const plan = head.plan as JobPlan
+    const resumes = records.filter(r => r.t === 'resume').length
+    const journal = new Journal(path)
+    const run = this.newRun(plan, resumes + 1, journal)
+    run.replay(records.slice(1))
+    if (run.state === 'running') this.journals.set(run.id, journal)
+    return run
+  }
+
+  /** A finished job: kept whole among the most recent, then as a summary, then only in its journal. */
+  private retire (run: JobRun): void {
+    this.finished.delete(run.id)
+    this.finished.add(run.id)
+    for (const id of this.finished) {
+      if (this.finished.size <= FINISHED_RUNS_KEPT) break
+      this.finished.delete(id)
+      const old = this.runs.get(id)
+      this.runs.delete(id)
+      if (old != null) this.summaries.set(id, old.summary())
+    }
+    for (const id of this.summaries.keys()) {
+      if (this.summaries.size <= SUMMARIES_KEPT) break
+      this.summaries.delete(id)
+    }
+  }
+
+  private newRun (plan: JobPlan, runNumber: number, journal?: Journal): JobRun {
     if (journal == null) {
       journal = new Journal(join(this.dir, `${plan.jobId}.jsonl`))
       this.journals.set(plan.jobId, journal)
@@ -162,6 +268,7 @@ export class JobsService {
       onEnd: (r) => {
         this.journals.get(r.id)?.close().catch(() => {})
         this.journals.delete(r.id)
+        this.retire(r)
       }
     })
     return run
@@ -243,36 +350,45 @@ export class JobsService {
     return run.summary()
   }
 
+  /** What this service holds in memory, for the daemon's memory log. */
+  memory (): { jobs: number, summaries: number, lineage: number, lineageKiB: number } {
+    return { jobs: this.runs.size, summaries: this.summaries.size, lineage: this.lineage.size, lineageKiB: Math.round(this.lineage.outputBytes / 1024) }
+  }
+
   list (): JobSummary[] {
-    return [...this.runs.values()].map(r => r.summary()).sort((a, b) => b.createdAtMs - a.createdAtMs)
+    return [...this.runs.values()].map(r => r.summary()).concat([...this.summaries.values()]).sort((a, b) => b.createdAtMs - a.createdAtMs)
   }
 
-  private find (id: string): JobRun {
+  /** A job by id or unique-enough prefix (>= 4 characters): in memory, else read back from its journal. */
+  private async find (id: string): Promise<JobRun> {
     const run = this.runs.get(id) ?? [...this.runs.values()].find(r => r.id.startsWith(id) && id.length >= 4)
-    if (run == null) throw new JobNotFoundError(`no job ${id} on this daemon (lepton jobs lists them)`)
-    return run
+    if (run != null) return run
+    const file = (await listJournals(this.dir)).find(p => basename(p) === `${id}.jsonl` || (id.length >= 4 && basename(p).startsWith(id)))
+    const old = file == null ? null : await this.readRun(file).catch(() => null)
+    if (old == null) throw new JobNotFoundError(`no job ${id} on this daemon (lepton jobs lists them)`)
+    return old
   }
 
-  get (id: string): JobDetail {
-    return this.find(id).detail()
+  async get (id: string): Promise<JobDetail> {
+    return (await this.find(id)).detail()
   }
 
   async cancel (id: string): Promise<JobSummary> {
-    const run = this.find(id)
+    const run = await this.find(id)
     await run.cancel()
     return run.summary()
   }
 
   /** Resolves when the job has ended. */
   async wait (id: string): Promise<JobDetail> {
-    const run = this.find(id)
+    const run = await this.find(id)
     await run.ended()
     return run.detail()
   }
 
   /** Resolves when the job has ended or after `waitMs`: a summary while running, the detail once ended. */
   async poll (id: string, waitMs: number): Promise<JobSummary | JobDetail> {
-    const run = this.find(id)
+    const run = await this.find(id)
     let timer: ReturnType<typeof setTimeout> | undefined
     await Promise.race([run.ended(), new Promise(resolve => { timer = setTimeout(resolve, waitMs) })])
     clearTimeout(timer)

@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest'
+import { LineageCache } from '../../src/jobs/service.ts'
+
+const entry = (bytes: number): { outputCid: string, output?: Uint8Array } => ({ outputCid: `cid${bytes}`, output: bytes > 0 ? new Uint8Array(bytes) : undefined })
+
+describe('lineage cache', () => {
+  it('keeps at most maxEntries, dropping the least recently used', () => {
+    const cache = new LineageCache(3, 1 << 20)
+    for (const k of ['a', 'b', 'c']) cache.set(k, entry(1))
+    expect(cache.get('a')?.outputCid).toBe('cid1') // a is now the most recent
+    cache.set('d', entry(1))
+    expect([...cache.keys()]).toEqual(['c', 'a', 'd'])
+    expect(cache.has('b')).toBe(false)
+  })
+
+  it('keeps at most maxBytes of inline outputs; outputs kept in the store cost nothing', () => {
+    const cache = new LineageCache(100, 1000)
+    cache.set('a', entry(400))
+    cache.set('b', entry(400))
+    cache.set('c', entry(0))
+    expect(cache.outputBytes).toBe(800)
+    cache.set('d', entry(400))
+    expect(cache.has('a')).toBe(false)
+    expect(cache.outputBytes).toBe(800)
+    cache.set('b', entry(100)) // replacing an entry counts its new size only
+    expect(cache.outputBytes).toBe(500)
+    cache.delete('d')
+    expect(cache.outputBytes).toBe(100)
+    expect([...cache.keys()]).toEqual(['c', 'b'])
+  })
+})

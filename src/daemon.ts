@@ -2,6 +2,7 @@
  * The daemon: opens (or creates) the repo, takes its lock, starts the libp2p
  * node and the control API, and stops all of it in reverse order.
  */
+import { getHeapSpaceStatistics } from 'node:v8'
 import { apiRoutes, checkApiBind, startApiServer, AddressInUseError } from './api/index.ts'
 import { LeptonError } from './errors.ts'
 import { silentLogger } from './log.ts'
@@ -145,9 +146,31 @@ export class Daemon implements ApiBackend {
       if (process.env.LEPTON_MEMORY_LOG_MS != null) {
         // operators chasing memory: one line per interval, in MiB
         const mib = (n: number): number => Math.round(n / 1048576)
+        // with node --expose-gc, measured after a full collection: the live set, not the garbage
+        const collect = (globalThis as { gc?: () => void }).gc
         const timer = setInterval(() => {
+          collect?.()
           const m = process.memoryUsage()
-          log.info('memory', { rss: mib(m.rss), heapUsed: mib(m.heapUsed), external: mib(m.external), arrayBuffers: mib(m.arrayBuffers) })
+          const spaces = Object.fromEntries(getHeapSpaceStatistics().map(sp => [sp.space_name, sp]))
+          const space = (name: string): number => mib(spaces[name]?.space_size ?? 0)
+          sandbox.memory().then(s => {
+            log.info('memory', {
+              rss: mib(m.rss),
+              heapTotal: mib(m.heapTotal),
+              heapUsed: mib(m.heapUsed),
+              newSpace: space('new_space'),
+              oldSpace: space('old_space'),
+              oldUsed: mib(spaces.old_space?.space_used_size ?? 0),
+              largeObjects: space('large_object_space'),
+              code: space('code_space'),
+              external: mib(m.external),
+              arrayBuffers: mib(m.arrayBuffers),
+              isolates: s.isolates,
+              isolateHeap: mib(s.isolateHeap.total),
+              isolateExternal: mib(s.isolateHeap.external),
+              ...jobs.memory()
+            })
+          }).catch(() => {})
         }, Number(process.env.LEPTON_MEMORY_LOG_MS))
         timer.unref()
       }

@@ -60,8 +60,17 @@ export interface Sandbox {
   inspect(runtime: Runtime, code: Uint8Array, codeId: string): Promise<ModuleInfo>
   /** Drops the warm JS isolates of `codeId` (the code will not run again soon, e.g. its job ended). */
   evict(codeId: string): void
+  /** Warm isolates and workers and the bytes of the isolates' own heaps (not in the host's process.memoryUsage()). */
+  memory(): Promise<SandboxMemory>
   /** Ends every warm isolate and worker; runs in flight are aborted. */
   close(): Promise<void>
+}
+
+export interface SandboxMemory {
+  isolates: number
+  workers: number
+  /** Sums over the warm isolates, in bytes. */
+  isolateHeap: { total: number, used: number, external: number }
 }
 
 export interface SandboxInit {

@@ -131,6 +131,20 @@ export class JsRuntime {
     return this.idle.length + this.busy.size
   }
 
+  /** Bytes held by the heaps of the warm isolates (their own V8 heaps, outside the host's). */
+  async heapBytes (): Promise<{ total: number, used: number, external: number }> {
+    const out = { total: 0, used: 0, external: 0 }
+    for (const warm of [...this.idle, ...this.busy]) {
+      try {
+        const s = await warm.isolate.getHeapStatistics()
+        out.total += s.total_heap_size
+        out.used += s.used_heap_size
+        out.external += s.externally_allocated_size
+      } catch {} // disposed meanwhile
+    }
+    return out
+  }
+
   private acquire (codeId: string, source: string, memoryMiB: number): WarmIsolate {
     const key = `${memoryMiB}:${codeId}`
     // most recently used first: its context is the likeliest to be ready

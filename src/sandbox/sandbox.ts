@@ -1,7 +1,7 @@
 import { JsRuntime } from './js-runtime.ts'
 import { WasmRuntime } from './wasm-runtime.ts'
 import { InvalidModuleError, SandboxAbortedError, SandboxClosedError } from './errors.ts'
-import type { ModuleInfo, Runtime, RunRequest, Sandbox, SandboxInit } from './index.ts'
+import type { ModuleInfo, Runtime, RunRequest, Sandbox, SandboxInit, SandboxMemory } from './index.ts'
 
 const WASM_MAGIC = [0x00, 0x61, 0x73, 0x6d] // \0asm
 
@@ -46,6 +46,10 @@ export class DefaultSandbox implements Sandbox {
     this.closed = true
     this.js.close()
     await this.wasm.close()
+  }
+
+  async memory (): Promise<SandboxMemory> {
+    return { isolates: this.js.isolates, workers: this.wasm.workers, isolateHeap: await this.js.heapBytes() }
   }
 
   /** Warm JS isolates and wasm workers, for tests and the bench. */

@@ -54,6 +54,26 @@ async function addBytes (store: Store, bytes: Uint8Array): Promise<string> {
   return (await store.add((async function * () { yield bytes })())).cid
 }
 
+/**
+ * Partitions stored at once: each add is its own pack and fsync, and the
+ * disk takes several syncs together about as fast as one (64 partitions of a
+ * 4 MiB corpus: ~1.3 s one after another on this machine).
+ */
+const PARTITION_ADDS_AT_ONCE = 8
+
+/** `fn` over `items`, at most `limit` at once; results in the items' order. */
+async function mapConcurrently<T, R> (items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length)
+  let next = 0
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++
+      out[i] = await fn(items[i] as T)
+    }
+  }))
+  return out
+}
+
 async function filesUnder (dir: string): Promise<string[]> {
   const out: string[] = []
   for (const entry of (await readdir(dir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
@@ -111,8 +131,7 @@ export async function planJob (req: SubmitRequest, init: PlannerInit, signal: Ab
       }
       inputCid = (await init.store.add(req.input)).cid
       if (s.isDirectory()) {
-        partitions = []
-        for (const file of await filesUnder(req.input)) partitions.push({ cid: (await init.store.add(file)).cid, bytes: (await stat(file)).size })
+        partitions = await mapConcurrently(await filesUnder(req.input), PARTITION_ADDS_AT_ONCE, async file => ({ cid: (await init.store.add(file)).cid, bytes: (await stat(file)).size }))
         if (partitions.length === 0) throw new InvalidJobError(`input folder ${req.input} holds no files`)
       } else {
         if (s.size > MAX_INPUT_BYTES) throw new InvalidJobError(`input ${req.input} is larger than ${MAX_INPUT_BYTES} bytes; split it into a folder of files`)
@@ -124,8 +143,9 @@ export async function planJob (req: SubmitRequest, init: PlannerInit, signal: Ab
     }
     if (bytes != null) {
       const count = intIn(req.partitions, 'partitions', 1, MAX_TASKS, defaultPartitions(bytes.byteLength))
-      partitions = []
-      for (const part of splitRecords(bytes, count)) partitions.push({ cid: await addBytes(init.store, part), bytes: part.byteLength })
+      const parts = splitRecords(bytes, count)
+      const cids = await mapConcurrently(parts, PARTITION_ADDS_AT_ONCE, async part => await addBytes(init.store, part))
+      partitions = parts.map((part, i) => ({ cid: cids[i] as string, bytes: part.byteLength }))
     }
   }
   if (partitions.length > MAX_TASKS) throw new InvalidJobError(`a job may have at most ${MAX_TASKS} tasks`)

@@ -4,6 +4,7 @@
  * by CID from the nearest holders), heartbeats its leases and sends results.
  */
 import { TopicValidatorResult } from '@libp2p/gossipsub'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
 import { FLOOD_BAN_MS, FloodGuard, OFFERS_TOPIC, OFFER_FLOOD, TASKS_PROTOCOL, INLINE_OUTPUT_BYTES, TASK_MSG, judgeOffer, taskMessage } from '../market/index.ts'
 import { TaskChannel } from './channel.ts'
@@ -70,6 +71,9 @@ interface Running {
  */
 const RESULT_LINGER_MS = 10
 
+/** Bound on fetching and inspecting a task's module (shared by the tasks that wait for it). */
+const MODULE_LOAD_TIMEOUT_MS = 60_000
+
 /** Results kept for lineage hits (small outputs only). */
 const LINEAGE_CACHE_ENTRIES = 4096
 
@@ -79,7 +83,8 @@ export class Worker {
   private readonly links = new Map<string, TaskChannel>()
   private readonly connecting = new Set<string>()
   private readonly lastSeq = new Map<string, number>()
-  private readonly code = new Map<string, { bytes: Uint8Array, info: ModuleInfo }>()
+  private readonly code = new Map<string, Promise<{ bytes: Uint8Array, info: ModuleInfo }>>()
+  private readonly peerIds = new Map<string, PeerId>()
   private readonly lineage = new Map<string, { outputCid: string, output: Uint8Array }>()
   /** Input CIDs this worker fetched (for locality in bids). */
   private readonly held = new Set<string>()
@@ -268,7 +273,7 @@ export class Worker {
       // from here: the time the task itself takes (fetching, running), not its wait for a slot
       const running = performance.now()
       try {
-        return { ...await this.run(award, signal), elapsedMs: performance.now() - running }
+        return { ...await this.run(submitter, award, signal), elapsedMs: performance.now() - running }
       } finally {
         this.releaseSlot()
       }
@@ -280,14 +285,16 @@ export class Worker {
     }
   }
 
-  private async run (award: TaskMessage, signal: AbortSignal): Promise<Omit<TaskOutcome, 'elapsedMs'>> {
+  private async run (submitter: string, award: TaskMessage, signal: AbortSignal): Promise<Omit<TaskOutcome, 'elapsedMs'>> {
     const codeCid = CID.decode(award.codeCid).toString()
     const inputCid = award.inputCid.byteLength === 0 ? null : CID.decode(award.inputCid).toString()
     const key = lineageKey(codeCid, inputCid, award.ctx)
     const hit = this.lineage.get(key)
     if (hit != null && this.init.tamper == null) return { ok: true, outputCid: hit.outputCid, output: hit.output, outputBytes: hit.output.byteLength }
-    const { bytes: code, info } = await this.module(codeCid, award.runtime as Runtime, signal)
-    const input = inputCid == null ? new Uint8Array(0) : await this.fetch(inputCid, MAX_PARTITION_BYTES, signal)
+    // the submitter stored the code and the input when it planned the job: ask it first
+    const holders = this.holders(submitter)
+    const { bytes: code, info } = await this.module(codeCid, award.runtime as Runtime, signal, holders)
+    const input = inputCid == null ? new Uint8Array(0) : await this.fetch(inputCid, MAX_PARTITION_BYTES, signal, holders)
     if (inputCid != null) this.held.add(inputCid)
     const limits = { memoryMiB: Math.min(award.memoryMiB, this.init.config.memoryMiB), timeMs: Math.min(award.timeMs, this.init.config.timeMs) }
     const ctx = JSON.parse(award.ctx) as { task: number, tasks: number, seed: number, args: Record<string, string> }
@@ -313,23 +320,57 @@ export class Worker {
     if (this.lineage.size > LINEAGE_CACHE_ENTRIES) this.lineage.delete(this.lineage.keys().next().value as string)
   }
 
-  private async module (cid: string, runtime: Runtime, signal: AbortSignal): Promise<{ bytes: Uint8Array, info: ModuleInfo }> {
+  /**
+   * A module's bytes and exports, fetched and inspected once however many
+   * slots start on it at the same moment (a failure is forgotten, so the next
+   * task tries again). Each caller still stops at its own signal.
+   */
+  private async module (cid: string, runtime: Runtime, signal: AbortSignal, holders: PeerId[]): Promise<{ bytes: Uint8Array, info: ModuleInfo }> {
     let entry = this.code.get(cid)
     if (entry == null) {
-      const bytes = await this.fetch(cid, MAX_MODULE_BYTES, signal)
-      const info = await this.init.sandbox.inspect(runtime, bytes, cid)
-      entry = { bytes, info }
-      this.code.set(cid, entry)
+      const loading = (async () => {
+        const bytes = await this.fetch(cid, MAX_MODULE_BYTES, AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(MODULE_LOAD_TIMEOUT_MS)]), holders)
+        return { bytes, info: await this.init.sandbox.inspect(runtime, bytes, cid) }
+      })()
+      entry = loading
+      this.code.set(cid, loading)
+      loading.catch(() => { if (this.code.get(cid) === loading) this.code.delete(cid) })
       if (this.code.size > 64) this.code.delete(this.code.keys().next().value as string)
     }
-    return entry
+    signal.throwIfAborted()
+    let onAbort = (): void => {}
+    const aborted = new Promise<never>((resolve, reject) => {
+      onAbort = () => { reject(signal.reason) }
+      signal.addEventListener('abort', onAbort, { once: true })
+    })
+    try {
+      return await Promise.race([entry, aborted])
+    } finally {
+      signal.removeEventListener('abort', onAbort)
+    }
   }
 
-  /** A whole file by CID from the store (local or the nearest holders), at most `maxBytes`. */
-  async fetch (cid: string, maxBytes: number, signal: AbortSignal): Promise<Uint8Array> {
+  /** The submitter as a peer to fetch from (none when it is this daemon). */
+  private holders (submitter: string): PeerId[] {
+    if (submitter === this.init.node.peerId.toString()) return []
+    let id = this.peerIds.get(submitter)
+    if (id == null) {
+      try {
+        id = peerIdFromString(submitter)
+      } catch {
+        return []
+      }
+      this.peerIds.set(submitter, id)
+      if (this.peerIds.size > 1024) this.peerIds.delete(this.peerIds.keys().next().value as string)
+    }
+    return [id]
+  }
+
+  /** A whole file by CID from the store (local, `holders`, or the nearest holders found), at most `maxBytes`. */
+  async fetch (cid: string, maxBytes: number, signal: AbortSignal, holders?: PeerId[]): Promise<Uint8Array> {
     const chunks: Uint8Array[] = []
     let size = 0
-    for await (const chunk of this.init.store.cat(CID.parse(cid), { signal, timeoutMs: 30_000 })) {
+    for await (const chunk of this.init.store.cat(CID.parse(cid), { signal, timeoutMs: 30_000, holders })) {
       size += chunk.byteLength
       if (size > maxBytes) throw new Error(`${cid} is larger than ${maxBytes} bytes`)
       chunks.push(chunk)

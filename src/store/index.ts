@@ -45,6 +45,12 @@ export interface ReplicaResult {
 export interface FetchOptions {
   /** Time allowed to find providers. @default 30000 */
   timeoutMs?: number
+  /**
+   * Peers believed to hold the whole DAG (e.g. the submitter of a task, for its
+   * code and input): fetched from first, without asking around; if they fail,
+   * the usual search follows.
+   */
+  holders?: PeerId[]
   signal?: AbortSignal
   onProgress?(progress: FetchProgress): void
 }

@@ -228,6 +228,16 @@ export class DefaultStore implements Store {
       } catch (err) {
         if (!(err instanceof ContentNotFoundError)) throw err
       }
+      const holders = (options.holders ?? []).filter(p => !p.equals(this.node.peerId))
+      if (holders.length > 0) {
+        // the caller knows who holds it: no round of questions to every connected peer first
+        try {
+          return await fetchDag(cid, { ...base, providers: holders })
+        } catch (err) {
+          if (options.signal?.aborted === true) throw err
+          this.log.debug('named holders could not serve; searching', { cid: cid.toString(), err })
+        }
+      }
       const providers = await this.findProviders(cid, options)
       this.log.debug('fetching', { cid: cid.toString(), providers: providers.length })
       return await fetchDag(cid, { ...base, providers })

@@ -128,6 +128,30 @@ describe('block exchange between peers', () => {
     expect(blockstore.locate(leaf as CID)?.file).not.toBe(where.file)
   })
 
+  it('named holders are fetched from without asking around; if they lack it, the search follows', async () => {
+    const a = await start()
+    const b = await start()
+    const c = await start()
+    await connected(b, a)
+    await connected(b, c)
+    const data = randomBytes(600 * 1024)
+    const { cid } = await a.store.add(bytesOf(data))
+    const store = b.store as DefaultStore
+    const search = store.findProviders.bind(store)
+    let searches = 0
+    store.findProviders = async (...args) => {
+      searches++
+      return await search(...args)
+    }
+    expect(sha(await readAll(b.store.cat(parseCid(cid), { holders: [a.node.peerId] })))).toBe(sha(data))
+    expect(searches).toBe(0)
+    // C holds nothing: B asks it first, then searches and gets it from A
+    const other = randomBytes(300 * 1024)
+    const second = await a.store.add(bytesOf(other))
+    expect(sha(await readAll(b.store.cat(parseCid(second.cid), { holders: [c.node.peerId] })))).toBe(sha(other))
+    expect(searches).toBe(1)
+  })
+
   it('an invalid CID is a clear error', () => {
     expect(() => parseCid('not-a-cid')).toThrow(/"not-a-cid" is not a valid CID/)
   })

@@ -24,8 +24,12 @@ import type { Sandbox } from '../sandbox/index.ts'
 import type { Store } from '../store/index.ts'
 import type { PeerId, Stream } from '@libp2p/interface'
 
-/** Finished jobs kept whole in memory (detail, result, outputs); older ones are read back from their journal when asked for. */
-const FINISHED_RUNS_KEPT = 32
+/**
+ * Finished jobs kept whole in memory (detail, result, outputs); older ones are
+ * read back from their journal when asked for. Each holds its outputs as views
+ * of the chunks they arrived in (up to ~64 KiB each), hence few.
+ */
+const FINISHED_RUNS_KEPT = 16
 /** Summaries of finished jobs kept for `lepton jobs` beyond those (newest); every job stays reachable by id from its journal. */
 const SUMMARIES_KEPT = 10_000
 /** Lineage kept for later jobs: entries, and bytes of the small outputs carried inline. */
@@ -66,6 +70,9 @@ export class LineageCache extends Map<string, LineageEntry> {
 
   override set (key: string, entry: LineageEntry): this {
     this.delete(key)
+    const { output } = entry
+    // an output decoded from a task message is a view of the whole received chunk: keep only its bytes
+    if (output != null && output.byteLength !== output.buffer.byteLength) entry = { ...entry, output: output.slice() }
     super.set(key, entry)
     this.bytes += entry.output?.byteLength ?? 0
     for (const oldest of this.keys()) {

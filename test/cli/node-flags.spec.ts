@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { DAEMON_NODE_FLAGS, daemonExecArgs } from '../../src/cli/node-flags.ts'
+import { DAEMON_NODE_FLAGS, daemonExecArgs, daemonExecEnv } from '../../src/cli/node-flags.ts'
 
 describe('daemon node flags', () => {
   const node = '/usr/bin/node'
@@ -18,8 +18,15 @@ describe('daemon node flags', () => {
     const argv = [node, '/x/bin/lepton.js', 'daemon']
     const again = daemonExecArgs(node, [], argv) as string[]
     expect(daemonExecArgs(node, again.slice(1, 1 + DAEMON_NODE_FLAGS.length), argv)).toBeNull()
-    expect(daemonExecArgs(node, ['--max-semi-space-size=64'], argv)).toBeNull()
-    expect(daemonExecArgs(node, ['--max_semi_space_size=4'], argv)).toBeNull()
-    expect(daemonExecArgs(node, [], argv, '--max-old-space-size=512 --max-semi-space-size=32')).toBeNull()
+    const semi = (args: string[] | null): string[] => (args ?? []).filter(a => /^--max[-_]semi[-_]space[-_]size/.test(a))
+    expect(semi(daemonExecArgs(node, ['--max-semi-space-size=64'], argv))).toEqual(['--max-semi-space-size=64'])
+    expect(semi(daemonExecArgs(node, ['--max_semi_space_size=4'], argv))).toEqual(['--max_semi_space_size=4'])
+    expect(semi(daemonExecArgs(node, [], argv, '--max-old-space-size=512 --max-semi-space-size=32'))).toEqual([])
+    expect(daemonExecArgs(node, [], argv, DAEMON_NODE_FLAGS.join(' '))).toBeNull()
+  })
+
+  it('limits glibc malloc arenas unless the environment says otherwise', () => {
+    expect(daemonExecEnv({ PATH: '/bin' })).toEqual({ PATH: '/bin', MALLOC_ARENA_MAX: '2' })
+    expect(daemonExecEnv({ MALLOC_ARENA_MAX: '8' }).MALLOC_ARENA_MAX).toBe('8')
   })
 })

@@ -28,4 +28,11 @@ describe('lineage cache', () => {
     expect(cache.outputBytes).toBe(100)
     expect([...cache.keys()]).toEqual(['c', 'b'])
   })
+
+  it('keeps a copy of an output that is a view into a larger buffer, not the buffer', () => {
+    const cache = new LineageCache(10, 1000)
+    const chunk = new Uint8Array(65536)
+    cache.set('a', { outputCid: 'x', output: chunk.subarray(10, 20) })
+    expect(cache.get('a')?.output?.buffer.byteLength).toBe(10)
+  })
 })

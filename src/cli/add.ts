@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { Client } from '../api/index.ts'
-import { UsageError, flag, jsonFlag, onePositional, printJson, repoFlag, str } from './command.ts'
+import { UsageError, flag, intFlag, jsonFlag, onePositional, printJson, repoFlag, str } from './command.ts'
 import { progressBar } from './progress.ts'
 import type { Command } from './command.ts'
 
@@ -25,9 +25,7 @@ export const add: Command = {
   },
   async run (parsed) {
     const path = onePositional(this, parsed, 'PATH (or - for stdin)')
-    const replicasRaw = str(parsed, 'replicas')
-    const replicas = replicasRaw == null ? undefined : Number(replicasRaw)
-    if (replicas != null && (!Number.isInteger(replicas) || replicas < 1)) throw new UsageError(`--replicas must be a positive integer, not "${replicasRaw ?? ''}"`)
+    const replicas = intFlag(parsed, 'replicas', 1)
     const client = await Client.connect({ repo: str(parsed, 'repo') })
     let result
     if (path === '-') {

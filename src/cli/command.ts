@@ -95,11 +95,28 @@ export const timeoutFlag: Record<string, OptionSpec> = {
 
 /** --timeout SECONDS as milliseconds, or undefined. */
 export function timeoutMs (parsed: ParsedArgs): number | undefined {
-  const raw = str(parsed, 'timeout')
+  const s = secondsFlag(parsed, 'timeout')
+  return s == null ? undefined : Math.ceil(s * 1000)
+}
+
+/** --NAME SECONDS: a positive number, or undefined when absent. */
+export function secondsFlag (parsed: ParsedArgs, name: string): number | undefined {
+  const raw = str(parsed, name)
   if (raw == null) return undefined
   const s = Number(raw)
-  if (!Number.isFinite(s) || s <= 0) throw new UsageError(`--timeout must be a positive number of seconds, not "${raw}"`)
-  return Math.ceil(s * 1000)
+  if (!Number.isFinite(s) || s <= 0) throw new UsageError(`--${name} must be a positive number of seconds, not "${raw}"`)
+  return s
+}
+
+/** --NAME N: an integer from `min` to `max`, or undefined when absent. */
+export function intFlag (parsed: ParsedArgs, name: string, min: number, max?: number): number | undefined {
+  const raw = str(parsed, name)
+  if (raw == null) return undefined
+  const n = Number(raw)
+  if (!Number.isInteger(n) || n < min || (max != null && n > max)) {
+    throw new UsageError(`--${name} must be an integer ${max == null ? `of at least ${min}` : `from ${min} to ${max}`}, not "${raw}"`)
+  }
+  return n
 }
 
 /** Exactly one positional argument named `what`. */

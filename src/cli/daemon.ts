@@ -2,7 +2,7 @@ import { Daemon } from '../daemon.ts'
 import { createLogger } from '../log.ts'
 import { LOG_LEVELS, readConfig, repoExists, resolveRepoPath } from '../repo/index.ts'
 import { VERSION } from '../version.ts'
-import { UsageError, expectPositionals, flag, list, repoFlag, str } from './command.ts'
+import { UsageError, expectPositionals, flag, intFlag, list, repoFlag, str } from './command.ts'
 import type { Command } from './command.ts'
 import type { LogLevel } from '../repo/index.ts'
 
@@ -30,9 +30,7 @@ export const daemon: Command = {
     if (levelFlag != null && !(LOG_LEVELS as readonly string[]).includes(levelFlag)) {
       throw new UsageError(`unknown log level "${levelFlag}"; use one of ${LOG_LEVELS.join(', ')}`)
     }
-    const slotsRaw = str(parsed, 'slots')
-    const slots = slotsRaw == null ? undefined : Number(slotsRaw)
-    if (slots != null && (!Number.isInteger(slots) || slots < 0 || slots > 1024)) throw new UsageError(`--slots must be an integer from 0 to 1024, not "${slotsRaw ?? ''}"`)
+    const slots = intFlag(parsed, 'slots', 0, 1024)
     const level = (levelFlag ?? (await repoExists(repo) ? (await readConfig(repo)).logLevel : 'info')) as LogLevel
     const log = createLogger({ level, name: 'daemon' })
     const d = await Daemon.start({

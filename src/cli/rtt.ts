@@ -1,5 +1,5 @@
 import { Client } from '../api/index.ts'
-import { UsageError, flag, jsonFlag, onePositional, printJson, repoFlag, str } from './command.ts'
+import { flag, intFlag, jsonFlag, onePositional, printJson, repoFlag, str } from './command.ts'
 import type { Command } from './command.ts'
 
 export const rtt: Command = {
@@ -13,9 +13,7 @@ export const rtt: Command = {
   },
   async run (parsed) {
     const peer = onePositional(this, parsed, 'PEER (a peer id)')
-    const countRaw = str(parsed, 'count')
-    const count = countRaw == null ? 5 : Number(countRaw)
-    if (!Number.isInteger(count) || count < 1 || count > 100) throw new UsageError(`--count must be an integer from 1 to 100, not "${countRaw ?? ''}"`)
+    const count = intFlag(parsed, 'count', 1, 100) ?? 5
     const report = await (await Client.connect({ repo: str(parsed, 'repo') })).rtt(peer, count)
     if (flag(parsed, 'json')) {
       printJson(report)

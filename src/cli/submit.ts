@@ -1,16 +1,8 @@
 import { Client } from '../api/index.ts'
-import { UsageError, flag, jsonFlag, list, onePositional, printJson, repoFlag, str } from './command.ts'
+import { UsageError, flag, intFlag, jsonFlag, list, onePositional, printJson, repoFlag, secondsFlag, str } from './command.ts'
 import { renderJobLine, showResult } from './job-view.ts'
-import type { Command, ParsedArgs } from './command.ts'
+import type { Command } from './command.ts'
 import type { SubmitRequest } from '../jobs/index.ts'
-
-function intFlag (parsed: ParsedArgs, name: string, min: number): number | undefined {
-  const raw = str(parsed, name)
-  if (raw == null) return undefined
-  const n = Number(raw)
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer of at least ${min}, not "${raw}"`)
-  return n
-}
 
 export const submit: Command = {
   name: 'submit',
@@ -39,9 +31,7 @@ export const submit: Command = {
       if (eq < 1) throw new UsageError(`--arg wants KEY=VALUE, not "${a}"`)
       args[a.slice(0, eq)] = a.slice(eq + 1)
     }
-    const timeoutRaw = str(parsed, 'timeout')
-    const timeoutS = timeoutRaw == null ? undefined : Number(timeoutRaw)
-    if (timeoutS != null && (!Number.isFinite(timeoutS) || timeoutS <= 0)) throw new UsageError(`--timeout must be a positive number of seconds, not "${timeoutRaw ?? ''}"`)
+    const timeoutS = secondsFlag(parsed, 'timeout')
     const request: SubmitRequest = {
       module,
       input: str(parsed, 'input'),

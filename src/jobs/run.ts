@@ -277,7 +277,8 @@ export class JobRun {
           this.schedule()
           return
         }
-        output = msg.output
+        // the decoded bytes are a view of the whole received chunk: keep a copy of just the output
+        output = msg.output.slice()
       }
       if (task.state === 'done') {
         if (outputCid !== task.outputCid) await this.caught(task, worker, outputCid, task.outputCid ?? '')

@@ -12,9 +12,10 @@ import { MAX_ACTIVE_JOBS } from './constants.ts'
 import { InvalidJobError, JobNotFoundError } from './errors.ts'
 import { Journal, listJournals, readJournal } from './journal.ts'
 import { planJob } from './planner.ts'
+import { LineageCache } from './lineage-cache.ts'
 import { JobRun } from './run.ts'
 import { Worker, resultMessage } from './worker.ts'
-import type { Link, LineageEntry } from './run.ts'
+import type { Link } from './run.ts'
 import type { JobDetail, JobPlan, JobSummary, SubmitRequest } from './types.ts'
 import type { Offer, TaskMessage } from '../market/index.ts'
 import type { Logger } from '../log.ts'
@@ -35,65 +36,6 @@ const SUMMARIES_KEPT = 10_000
 /** Lineage kept for later jobs: entries, and bytes of the small outputs carried inline. */
 const LINEAGE_ENTRIES = 4096
 const LINEAGE_BYTES = 64 * 1024 * 1024
-
-/**
- * Lineage of finished tasks, least recently used dropped first once it holds
- * more than `maxEntries` entries or `maxBytes` of inline outputs. (Unbounded,
- * a submitter kept every output of every job it ever ran, and read them all
- * back from the journals at each start.)
- */
-export class LineageCache extends Map<string, LineageEntry> {
-  private bytes = 0
-  private readonly maxEntries: number
-  private readonly maxBytes: number
-
-  constructor (maxEntries: number, maxBytes: number) {
-    super()
-    this.maxEntries = maxEntries
-    this.maxBytes = maxBytes
-  }
-
-  /** Bytes of the inline outputs held. */
-  get outputBytes (): number {
-    return this.bytes
-  }
-
-  override get (key: string): LineageEntry | undefined {
-    const entry = super.get(key)
-    if (entry !== undefined) {
-      // most recently used last
-      super.delete(key)
-      super.set(key, entry)
-    }
-    return entry
-  }
-
-  override set (key: string, entry: LineageEntry): this {
-    this.delete(key)
-    const { output } = entry
-    // an output decoded from a task message is a view of the whole received chunk: keep only its bytes
-    if (output != null && output.byteLength !== output.buffer.byteLength) entry = { ...entry, output: output.slice() }
-    super.set(key, entry)
-    this.bytes += entry.output?.byteLength ?? 0
-    for (const oldest of this.keys()) {
-      if (this.size <= this.maxEntries && this.bytes <= this.maxBytes) break
-      this.delete(oldest)
-    }
-    return this
-  }
-
-  override delete (key: string): boolean {
-    const entry = super.get(key)
-    if (entry === undefined) return false
-    this.bytes -= entry.output?.byteLength ?? 0
-    return super.delete(key)
-  }
-
-  override clear (): void {
-    this.bytes = 0
-    super.clear()
-  }
-}
 
 export interface JobsInit {
   node: LeptonNode

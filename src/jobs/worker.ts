@@ -8,6 +8,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
 import { FLOOD_BAN_MS, FloodGuard, OFFERS_TOPIC, OFFER_FLOOD, TASKS_PROTOCOL, INLINE_OUTPUT_BYTES, TASK_MSG, judgeOffer, taskMessage } from '../market/index.ts'
 import { TaskChannel } from './channel.ts'
+import { LineageCache } from './lineage-cache.ts'
 import { HEARTBEAT_MS, MAX_MODULE_BYTES, MAX_PARTITION_BYTES } from './constants.ts'
 import { lineageKey, rawCid } from './lineage.ts'
 import type { Offer, TaskMessage } from '../market/index.ts'
@@ -74,8 +75,16 @@ const RESULT_LINGER_MS = 10
 /** Bound on fetching and inspecting a task's module (shared by the tasks that wait for it). */
 const MODULE_LOAD_TIMEOUT_MS = 60_000
 
-/** Results kept for lineage hits (small outputs only). */
+/** Results kept for lineage hits (small outputs only), and their bytes at most. */
 const LINEAGE_CACHE_ENTRIES = 4096
+const LINEAGE_CACHE_BYTES = 64 * 1024 * 1024
+
+/** Modules kept fetched and inspected, and their bytes at most. */
+const MODULE_CACHE_ENTRIES = 64
+const MODULE_CACHE_BYTES = 64 * 1024 * 1024
+
+/** Input CIDs remembered as held here (named in bids for locality). */
+const HELD_INPUTS = 4096
 
 export class Worker {
   private readonly init: WorkerInit
@@ -85,7 +94,10 @@ export class Worker {
   private readonly lastSeq = new Map<string, number>()
   private readonly code = new Map<string, Promise<{ bytes: Uint8Array, info: ModuleInfo }>>()
   private readonly peerIds = new Map<string, PeerId>()
-  private readonly lineage = new Map<string, { outputCid: string, output: Uint8Array }>()
+  /** Byte sizes of the loaded modules in `code`. */
+  private readonly moduleSizes = new Map<string, number>()
+  private readonly lineage = new LineageCache(LINEAGE_CACHE_ENTRIES, LINEAGE_CACHE_BYTES)
+  private moduleBytes = 0
   /** Input CIDs this worker fetched (for locality in bids). */
   private readonly held = new Set<string>()
   private readonly running = new Map<string, Running>()
@@ -290,12 +302,12 @@ export class Worker {
     const inputCid = award.inputCid.byteLength === 0 ? null : CID.decode(award.inputCid).toString()
     const key = lineageKey(codeCid, inputCid, award.ctx)
     const hit = this.lineage.get(key)
-    if (hit != null && this.init.tamper == null) return { ok: true, outputCid: hit.outputCid, output: hit.output, outputBytes: hit.output.byteLength }
+    if (hit?.output != null && this.init.tamper == null) return { ok: true, outputCid: hit.outputCid, output: hit.output, outputBytes: hit.output.byteLength }
     // the submitter stored the code and the input when it planned the job: ask it first
     const holders = this.holders(submitter)
     const { bytes: code, info } = await this.module(codeCid, award.runtime as Runtime, signal, holders)
     const input = inputCid == null ? new Uint8Array(0) : await this.fetch(inputCid, MAX_PARTITION_BYTES, signal, holders)
-    if (inputCid != null) this.held.add(inputCid)
+    if (inputCid != null) this.holding(inputCid)
     const limits = { memoryMiB: Math.min(award.memoryMiB, this.init.config.memoryMiB), timeMs: Math.min(award.timeMs, this.init.config.timeMs) }
     const ctx = JSON.parse(award.ctx) as { task: number, tasks: number, seed: number, args: Record<string, string> }
     // warm contexts are keyed by this id: with reuse on, tasks of one job (never of two) share one
@@ -317,7 +329,13 @@ export class Worker {
 
   private remember (key: string, outputCid: string, output: Uint8Array): void {
     this.lineage.set(key, { outputCid, output })
-    if (this.lineage.size > LINEAGE_CACHE_ENTRIES) this.lineage.delete(this.lineage.keys().next().value as string)
+  }
+
+  /** Remembers that `cid` is here (oldest forgotten first). */
+  private holding (cid: string): void {
+    this.held.delete(cid)
+    this.held.add(cid)
+    if (this.held.size > HELD_INPUTS) this.held.delete(this.held.values().next().value as string)
   }
 
   /**
@@ -334,8 +352,13 @@ export class Worker {
       })()
       entry = loading
       this.code.set(cid, loading)
-      loading.catch(() => { if (this.code.get(cid) === loading) this.code.delete(cid) })
-      if (this.code.size > 64) this.code.delete(this.code.keys().next().value as string)
+      loading.then(({ bytes }) => {
+        if (this.code.get(cid) !== loading) return // dropped while it loaded
+        this.moduleBytes += bytes.byteLength
+        this.moduleSizes.set(cid, bytes.byteLength)
+        this.trimModules()
+      }, () => { if (this.code.get(cid) === loading) this.code.delete(cid) })
+      this.trimModules()
     }
     signal.throwIfAborted()
     let onAbort = (): void => {}
@@ -347,6 +370,16 @@ export class Worker {
       return await Promise.race([entry, aborted])
     } finally {
       signal.removeEventListener('abort', onAbort)
+    }
+  }
+
+  /** Forgets the oldest modules beyond the cache's entries or bytes (the newest always stays). */
+  private trimModules (): void {
+    while (this.code.size > 1 && (this.code.size > MODULE_CACHE_ENTRIES || this.moduleBytes > MODULE_CACHE_BYTES)) {
+      const oldest = this.code.keys().next().value as string
+      this.code.delete(oldest)
+      this.moduleBytes -= this.moduleSizes.get(oldest) ?? 0
+      this.moduleSizes.delete(oldest)
     }
   }
 

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { cliJson, runCli, startDaemon } from '../../scripts/local-mesh.ts'
+import { Client } from '../../src/api/index.ts'
 import { WORDCOUNT, corpus, wordcountLocal } from '../jobs/helpers.ts'
 import type { DaemonProcess } from '../../scripts/local-mesh.ts'
 import type { JobDetail } from '../../src/jobs/index.ts'
@@ -30,14 +31,26 @@ function slowLocal (tasks: number): Array<{ task: number, x: number }> {
   })
 }
 
+/**
+ * Polls the job through the client until `until` holds. (A CLI process per
+ * poll took ~0.4 s: a job of a second or two could end between two looks.)
+ * A job that ends before that moment fails the wait at once.
+ */
 async function waitFor (repo: string, id: string, until: (d: JobDetail) => boolean, timeoutMs = 90_000): Promise<JobDetail> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    const d = await cliJson<JobDetail>(['job', id, '--json', '--repo', repo])
+    const d = await (await Client.connect({ repo })).job(id)
     if (until(d)) return d
+    if (d.state !== 'running') throw new Error(`job ${id} ended (${d.state}) before the moment awaited: ${JSON.stringify(d.tasks)} ${d.error ?? ''}`)
     if (Date.now() > deadline) throw new Error(`job ${id} did not get there in time: ${JSON.stringify(d.tasks)} ${d.state} ${d.error ?? ''}`)
-    await new Promise(resolve => setTimeout(resolve, 150))
+    await new Promise(resolve => setTimeout(resolve, 20))
   }
+}
+
+/** Waits for the job to end, then reads it as users do: `lepton job ID --json`. */
+async function ended (repo: string, id: string): Promise<JobDetail> {
+  await waitFor(repo, id, x => x.state !== 'running')
+  return await cliJson<JobDetail>(['job', id, '--json', '--repo', repo])
 }
 
 describe('jobs across daemons', () => {
@@ -93,7 +106,7 @@ describe('jobs across daemons', () => {
     expect(victim).toBeDefined()
     await victim.kill('SIGKILL')
     workers.splice(workers.indexOf(victim), 1)
-    const end = await waitFor(submitter.repo, jobId, x => x.state !== 'running')
+    const end = await ended(submitter.repo, jobId)
     expect(end.error).toBeNull()
     expect(end.state).toBe('succeeded')
     expect(end.result).toEqual(slowLocal(24))
@@ -110,7 +123,7 @@ describe('jobs across daemons', () => {
     const doneBefore = before.taskList.filter(t => t.state === 'done').map(t => t.index)
     await submitter.kill('SIGKILL')
     submitter = await startDaemon({ repo: submitter.repo, bootstrap, extraArgs: ['--slots', '0'] })
-    const end = await waitFor(submitter.repo, jobId, x => x.state !== 'running')
+    const end = await ended(submitter.repo, jobId)
     expect(end.error).toBeNull()
     expect(end.state).toBe('succeeded')
     expect(end.resumed).toBe(1)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { LineageCache } from '../../src/jobs/service.ts'
+import { LineageCache } from '../../src/jobs/lineage-cache.ts'
 
 const entry = (bytes: number): { outputCid: string, output?: Uint8Array } => ({ outputCid: `cid${bytes}`, output: bytes > 0 ? new Uint8Array(bytes) : undefined })
 

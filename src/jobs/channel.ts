@@ -51,6 +51,9 @@ export class TaskChannel {
         this.close(err as Error)
       }
     })
+    // the peer closed its side: the conversation is over, so close ours (a half-closed task
+    // stream otherwise stayed open for good on both ends: 200 of them on a soak's submitter)
+    stream.addEventListener('remoteCloseWrite', () => { this.close() })
     stream.addEventListener('close', (evt) => {
       this.finish((evt as StreamCloseEvent).error)
     })

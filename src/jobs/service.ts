@@ -6,7 +6,7 @@
 import { basename, join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
-import { BID_FLOOD, FLOOD_BAN_MS, FloodGuard, OFFERS_TOPIC, OfferCodec, TASKS_PROTOCOL, TASK_MSG, reliability } from '../market/index.ts'
+import { BID_FLOOD, FLOOD_BAN_MS, FloodGuard, OFFERS_TOPIC, OfferCodec, TASKS_PROTOCOL, TASK_MSG, reliability, taskMessage } from '../market/index.ts'
 import { TaskChannel } from './channel.ts'
 import { MAX_ACTIVE_JOBS } from './constants.ts'
 import { InvalidJobError, JobNotFoundError } from './errors.ts'
@@ -252,6 +252,8 @@ export class JobsService {
     channel.first(10_000).then(bid => {
       const run = this.runs.get(bid.jobId)
       if (bid.type !== TASK_MSG.BID || run == null || run.state !== 'running') {
+        // a late bid (the job ended) or no such job here: say so, then close
+        if (bid.type === TASK_MSG.BID) channel.send(taskMessage({ type: TASK_MSG.DONE, jobId: bid.jobId }))
         channel.close()
         return
       }

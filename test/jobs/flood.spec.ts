@@ -91,3 +91,37 @@ describe('flooding peers', () => {
     await expect(attacker.dialProtocol(addr, TASKS_PROTOCOL)).rejects.toThrow()
   }, 60_000)
 })
+
+describe('task stream ends', () => {
+  const peers: JobPeer[] = []
+  const nodes: LeptonNode[] = []
+  afterEach(async () => {
+    await Promise.all(nodes.splice(0).map(async n => { await n.stop() }))
+    await Promise.all(peers.splice(0).map(async p => { await stopJobPeer(p) }))
+  })
+
+  it('a worker closes its task stream when the submitter closes its side without a word', async () => {
+    const worker = await startJobPeer({ slots: 1 })
+    peers.push(worker)
+    const submitter = await createNode({ connector: { bootstrap: [worker.node.getMultiaddrs()[0]?.toString() as string], intervalMs: 200 } })
+    nodes.push(submitter)
+    let bids = 0
+    // a submitter that takes the bid, then half-closes (as one whose job just ended may)
+    await submitter.handle(TASKS_PROTOCOL, (stream) => {
+      stream.addEventListener('message', () => {
+        bids++
+        stream.close().catch(() => {})
+      }, { once: true })
+    })
+    submitter.services.pubsub.subscribe(OFFERS_TOPIC)
+    await until(() => submitter.services.pubsub.getSubscribers(OFFERS_TOPIC).some(p => p.equals(worker.node.peerId)))
+    const codeCid = rawCid(new TextEncoder().encode('export function map () {}')).bytes
+    const offer = OfferCodec.encode({ jobId: 'ended-job', codeCid, runtime: 'js', pending: 1, inputs: [], memoryMiB: 64, timeMs: 1000, createdAtMs: Date.now(), seq: Date.now() })
+    await submitter.services.pubsub.publish(OFFERS_TOPIC, offer)
+    await until(() => bids === 1)
+    const taskStreams = (): number => worker.node.getConnections().flatMap(c => c.streams).filter(st => st.protocol === TASKS_PROTOCOL).length
+    // no half-open stream left behind on the worker (it used to heartbeat into it for good)
+    await until(() => taskStreams() === 0, 5_000)
+    expect(taskStreams()).toBe(0)
+  }, 30_000)
+})

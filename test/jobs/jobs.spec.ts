@@ -73,6 +73,20 @@ describe('jobs across peers in one process', () => {
     expect(reduces).toBe(1)
   }, 60_000)
 
+  it('task streams are closed at both ends once a job is over', async () => {
+    const [submitter, ...workers] = await mesh([{}, {}])
+    const s = submitter as JobPeer
+    const module = await writeModule(s.dir, 'noop.js', 'export function map (input, ctx) { return ctx.task }\nexport function reduce (v) { return v.length }\n')
+    for (let i = 0; i < 3; i++) {
+      const summary = await s.jobs.submit({ module, tasks: 20, seed: i })
+      expect((await s.jobs.wait(summary.jobId)).state).toBe('succeeded')
+    }
+    const taskStreams = (p: JobPeer): number => p.node.getConnections().flatMap(c => c.streams).filter(st => st.protocol === '/lepton/tasks/1.0.0').length
+    const deadline = Date.now() + 10_000
+    while ([s, ...workers].some(p => taskStreams(p as JobPeer) > 0) && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 100))
+    expect([s, ...workers].map(p => taskStreams(p as JobPeer))).toEqual([0, 0, 0])
+  }, 60_000)
+
   it('fails a job whose task keeps throwing, with the task error, after the retries', async () => {
     const [submitter] = await mesh([{}, {}])
     const s = submitter as JobPeer

@@ -4,9 +4,9 @@
  * by CID from the nearest holders), heartbeats its leases and sends results.
  */
 import { TopicValidatorResult } from '@libp2p/gossipsub'
-import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
 import { FLOOD_BAN_MS, FloodGuard, OFFERS_TOPIC, OFFER_FLOOD, TASKS_PROTOCOL, INLINE_OUTPUT_BYTES, TASK_MSG, judgeOffer, taskMessage } from '../market/index.ts'
+import { raceSignal } from '../signals.ts'
 import { TaskChannel } from './channel.ts'
 import { LineageCache } from './lineage-cache.ts'
 import { HEARTBEAT_MS, MAX_MODULE_BYTES, MAX_PARTITION_BYTES } from './constants.ts'
@@ -93,11 +93,9 @@ export class Worker {
   private readonly connecting = new Set<string>()
   private readonly lastSeq = new Map<string, number>()
   private readonly code = new Map<string, Promise<{ bytes: Uint8Array, info: ModuleInfo }>>()
-  private readonly peerIds = new Map<string, PeerId>()
   /** Byte sizes of the loaded modules in `code`. */
   private readonly moduleSizes = new Map<string, number>()
   private readonly lineage = new LineageCache(LINEAGE_CACHE_ENTRIES, LINEAGE_CACHE_BYTES)
-  private moduleBytes = 0
   /** Input CIDs this worker fetched (for locality in bids). */
   private readonly held = new Set<string>()
   private readonly running = new Map<string, Running>()
@@ -221,7 +219,7 @@ export class Worker {
 
   private onTaskMessage (channel: TaskChannel, submitter: PeerId, msg: TaskMessage): void {
     if (msg.type === TASK_MSG.AWARD) {
-      this.execute(submitter.toString(), msg).then(outcome => {
+      this.execute(submitter.toString(), msg, submitter).then(outcome => {
         channel.send(resultMessage(msg, outcome, this.freeSlots))
         // no award waits for the slot this task freed: the submitter must hear now, or the slot idles
         if (this.waiting.length === 0) channel.flush()
@@ -272,8 +270,9 @@ export class Worker {
   /**
    * Runs one awarded task (from a remote submitter, or this daemon's own
    * jobs). Never throws: failures come back as an outcome with the error.
+   * `from`: the remote submitter's peer, asked first for the code and input.
    */
-  async execute (submitter: string, award: TaskMessage): Promise<TaskOutcome> {
+  async execute (submitter: string, award: TaskMessage, from?: PeerId): Promise<TaskOutcome> {
     const started = performance.now()
     const id = `${submitter}/${award.jobId}/${award.task}/${award.attempt}`
     const controller = new AbortController()
@@ -285,7 +284,7 @@ export class Worker {
       // from here: the time the task itself takes (fetching, running), not its wait for a slot
       const running = performance.now()
       try {
-        return { ...await this.run(submitter, award, signal), elapsedMs: performance.now() - running }
+        return { ...await this.run(award, signal, from == null ? [] : [from]), elapsedMs: performance.now() - running }
       } finally {
         this.releaseSlot()
       }
@@ -297,14 +296,13 @@ export class Worker {
     }
   }
 
-  private async run (submitter: string, award: TaskMessage, signal: AbortSignal): Promise<Omit<TaskOutcome, 'elapsedMs'>> {
+  private async run (award: TaskMessage, signal: AbortSignal, holders: PeerId[]): Promise<Omit<TaskOutcome, 'elapsedMs'>> {
     const codeCid = CID.decode(award.codeCid).toString()
     const inputCid = award.inputCid.byteLength === 0 ? null : CID.decode(award.inputCid).toString()
     const key = lineageKey(codeCid, inputCid, award.ctx)
     const hit = this.lineage.get(key)
     if (hit?.output != null && this.init.tamper == null) return { ok: true, outputCid: hit.outputCid, output: hit.output, outputBytes: hit.output.byteLength }
     // the submitter stored the code and the input when it planned the job: ask it first
-    const holders = this.holders(submitter)
     const { bytes: code, info } = await this.module(codeCid, award.runtime as Runtime, signal, holders)
     const input = inputCid == null ? new Uint8Array(0) : await this.fetch(inputCid, MAX_PARTITION_BYTES, signal, holders)
     if (inputCid != null) this.holding(inputCid)
@@ -354,49 +352,24 @@ export class Worker {
       this.code.set(cid, loading)
       loading.then(({ bytes }) => {
         if (this.code.get(cid) !== loading) return // dropped while it loaded
-        this.moduleBytes += bytes.byteLength
         this.moduleSizes.set(cid, bytes.byteLength)
         this.trimModules()
       }, () => { if (this.code.get(cid) === loading) this.code.delete(cid) })
       this.trimModules()
     }
-    signal.throwIfAborted()
-    let onAbort = (): void => {}
-    const aborted = new Promise<never>((resolve, reject) => {
-      onAbort = () => { reject(signal.reason) }
-      signal.addEventListener('abort', onAbort, { once: true })
-    })
-    try {
-      return await Promise.race([entry, aborted])
-    } finally {
-      signal.removeEventListener('abort', onAbort)
-    }
+    return await raceSignal(entry, signal)
   }
 
   /** Forgets the oldest modules beyond the cache's entries or bytes (the newest always stays). */
   private trimModules (): void {
-    while (this.code.size > 1 && (this.code.size > MODULE_CACHE_ENTRIES || this.moduleBytes > MODULE_CACHE_BYTES)) {
+    let bytes = 0
+    for (const size of this.moduleSizes.values()) bytes += size
+    while (this.code.size > 1 && (this.code.size > MODULE_CACHE_ENTRIES || bytes > MODULE_CACHE_BYTES)) {
       const oldest = this.code.keys().next().value as string
       this.code.delete(oldest)
-      this.moduleBytes -= this.moduleSizes.get(oldest) ?? 0
+      bytes -= this.moduleSizes.get(oldest) ?? 0
       this.moduleSizes.delete(oldest)
     }
-  }
-
-  /** The submitter as a peer to fetch from (none when it is this daemon). */
-  private holders (submitter: string): PeerId[] {
-    if (submitter === this.init.node.peerId.toString()) return []
-    let id = this.peerIds.get(submitter)
-    if (id == null) {
-      try {
-        id = peerIdFromString(submitter)
-      } catch {
-        return []
-      }
-      this.peerIds.set(submitter, id)
-      if (this.peerIds.size > 1024) this.peerIds.delete(this.peerIds.keys().next().value as string)
-    }
-    return [id]
   }
 
   /** A whole file by CID from the store (local, `holders`, or the nearest holders found), at most `maxBytes`. */

@@ -51,6 +51,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { circuitRelayServer, circuitRelayTransport, RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
 import { multiaddr } from '@multiformats/multiaddr'
 import { LeptonError } from '../errors.ts'
+import { raceSignal } from '../signals.ts'
 import type { CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import type { AbortOptions, ComponentLogger, Connection, Logger, PeerId, Startable, Stream } from '@libp2p/interface'
 import type { AddressManager, ConnectionManager, Registrar, TransportManager } from '@libp2p/interface-internal'
@@ -79,16 +80,11 @@ class ReserveTimeoutError extends LeptonError {
 /** `promise`, or a rejection after `ms` or when `signal` aborts (the promise itself cannot be cancelled). */
 async function withTimeout<T> (promise: Promise<T>, ms: number, signal?: AbortSignal): Promise<T> {
   const timeout = AbortSignal.timeout(ms)
-  const any = signal == null ? timeout : AbortSignal.any([timeout, signal])
-  let onAbort: (() => void) | undefined
-  const aborted = new Promise<never>((_resolve, reject) => {
-    onAbort = () => { reject(timeout.aborted ? new ReserveTimeoutError(`no answer in ${ms} ms`) : any.reason) }
-    any.addEventListener('abort', onAbort, { once: true })
-  })
   try {
-    return await Promise.race([promise, aborted])
-  } finally {
-    if (onAbort != null) any.removeEventListener('abort', onAbort)
+    return await raceSignal(promise, signal == null ? timeout : AbortSignal.any([timeout, signal]))
+  } catch (err) {
+    if (timeout.aborted && err === timeout.reason) throw new ReserveTimeoutError(`no answer in ${ms} ms`)
+    throw err
   }
 }
 

@@ -27,7 +27,7 @@ describe('flood guard (pure)', () => {
   })
 })
 
-describe('flooding peers', () => {
+describe('peers that flood task streams or walk away from them', () => {
   const peers: JobPeer[] = []
   const nodes: LeptonNode[] = []
   afterEach(async () => {
@@ -90,15 +90,6 @@ describe('flooding peers', () => {
     await until(() => submitter.node.getConnections(attacker.peerId).length === 0)
     await expect(attacker.dialProtocol(addr, TASKS_PROTOCOL)).rejects.toThrow()
   }, 60_000)
-})
-
-describe('task stream ends', () => {
-  const peers: JobPeer[] = []
-  const nodes: LeptonNode[] = []
-  afterEach(async () => {
-    await Promise.all(nodes.splice(0).map(async n => { await n.stop() }))
-    await Promise.all(peers.splice(0).map(async p => { await stopJobPeer(p) }))
-  })
 
   it('a worker closes its task stream when the submitter closes its side without a word', async () => {
     const worker = await startJobPeer({ slots: 1 })

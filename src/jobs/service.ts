@@ -26,9 +26,8 @@ import type { Store } from '../store/index.ts'
 import type { PeerId, Stream } from '@libp2p/interface'
 
 /**
- * Finished jobs kept whole in memory (detail, result, outputs); older ones are
- * read back from their journal when asked for. Each holds its outputs as views
- * of the chunks they arrived in (up to ~64 KiB each), hence few.
+ * Finished jobs kept whole in memory (detail, result, inline outputs); older
+ * ones are read back from their journal when asked for.
  */
 const FINISHED_RUNS_KEPT = 16
 /** Summaries of finished jobs kept for `lepton jobs` beyond those (newest); every job stays reachable by id from its journal. */

@@ -8,7 +8,8 @@
  *   api.token      bearer token of the control API, mode 0600
  *   swarm.key      optional: pre-shared key of a private mesh, mode 0600
  *   daemon.lock    pid/peer/API of the running daemon
- *   datastore/     libp2p peer store (remembers peers across restarts)
+ *   datastore/     libp2p peer store (remembers peers across restarts), served
+ *                  from memory and written behind (datastore.ts)
  */
 import { randomBytes } from 'node:crypto'
 import { chmod, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises'
@@ -17,6 +18,7 @@ import { join, resolve } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { FsDatastore } from 'datastore-fs'
 import { defaultConfig, parseConfig } from './config.ts'
+import { WriteBehindDatastore } from './datastore.ts'
 import { FILES, REPO_VERSION } from './constants.ts'
 import { ConfigError, RepoExistsError, RepoNotFoundError, RepoVersionError } from './errors.ts'
 import { acquireLock } from './lock.ts'
@@ -28,6 +30,7 @@ import type { Datastore } from 'interface-datastore'
 
 export * from './errors.ts'
 export { readLock } from './lock.ts'
+export { WriteBehindDatastore, DATASTORE_FLUSH_INTERVAL_MS } from './datastore.ts'
 export type { LockInfo, RepoLock } from './lock.ts'
 export { defaultConfig, defaultWorkerConfig, parseConfig, parseHostPort, checkMultiaddr, LOG_LEVELS } from './config.ts'
 export type { Config, LogLevel, ReplicationConfig, WorkerConfig } from './config.ts'
@@ -44,8 +47,12 @@ export interface Repo {
    * swarm.key; the node then talks only to peers holding the same key.
    */
   readonly swarmKey?: string
-  /** Opens the datastore; the caller closes it. */
-  openDatastore(): Promise<Datastore & { close(): Promise<void> }>
+  /**
+   * Opens the datastore (in memory, written to disk behind; see datastore.ts);
+   * the caller closes it, which writes what changed. `onError` hears of
+   * background writes that failed.
+   */
+  openDatastore(options?: { onError?: (err: Error) => void }): Promise<Datastore & { close(): Promise<void> }>
   /** Takes the daemon lock (RepoLockedError if a live daemon holds it). */
   lock(): Promise<RepoLock>
 }
@@ -143,8 +150,8 @@ export async function openRepo (path: string): Promise<Repo> {
     privateKey,
     apiToken,
     ...(swarmKey != null ? { swarmKey } : {}),
-    async openDatastore () {
-      const ds = new FsDatastore(join(path, FILES.datastore))
+    async openDatastore (options = {}) {
+      const ds = new WriteBehindDatastore(new FsDatastore(join(path, FILES.datastore)), options)
       await ds.open()
       return ds
     },

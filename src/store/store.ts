@@ -206,7 +206,7 @@ export class DefaultStore implements Store {
     try {
       for await (const prov of this.node.contentRouting.findProviders(cid, { signal })) {
         if (prov.id.equals(this.node.peerId) || found.some(p => p.equals(prov.id))) continue
-        if (prov.multiaddrs.length > 0) await this.node.peerStore.merge(prov.id, { multiaddrs: prov.multiaddrs })
+        if (prov.multiaddrs.length > 0) await this.node.peerStore.merge(prov.id, { multiaddrs: prov.multiaddrs }, { signal })
         found.push(prov.id)
         if (found.length >= 3) break
       }

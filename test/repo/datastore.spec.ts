@@ -2,42 +2,46 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { MemoryDatastore } from 'datastore-core/memory'
+import { BaseDatastore } from 'datastore-core/base'
 import { Key } from 'interface-datastore'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { WriteBehindDatastore, initRepo, openRepo } from '../../src/repo/index.ts'
-import type { AbortOptions } from '@libp2p/interface'
-import type { Pair, Query } from 'interface-datastore'
+import type { Pair } from 'interface-datastore'
 
 /** An in-memory backing store that counts what reaches it and can be made to fail. */
-class CountingStore extends MemoryDatastore {
+class CountingStore extends BaseDatastore {
+  readonly data = new Map<string, Uint8Array>()
   puts = 0
   deletes = 0
-  reads = 0
   failPuts = 0
 
-  override put (key: Key, val: Uint8Array, options?: AbortOptions): Key {
+  override put (key: Key, val: Uint8Array): Key {
     if (this.failPuts > 0) {
       this.failPuts--
       throw new Error('disk full')
     }
     this.puts++
-    return super.put(key, val, options)
+    this.data.set(key.toString(), val)
+    return key
   }
 
-  override delete (key: Key, options?: AbortOptions): void {
+  override delete (key: Key): void {
     this.deletes++
-    super.delete(key, options)
+    this.data.delete(key.toString())
   }
 
-  override get (key: Key, options?: AbortOptions): Uint8Array {
-    this.reads++
-    return super.get(key, options)
+  override get (key: Key): Uint8Array {
+    const value = this.data.get(key.toString())
+    if (value == null) throw new Error(`${key.toString()} not found`)
+    return value
   }
 
-  override * _all (q: Query, options?: AbortOptions): Generator<Pair> {
-    this.reads++
-    yield * super._all(q, options)
+  override has (key: Key): boolean {
+    return this.data.has(key.toString())
+  }
+
+  override * _all (): Generator<Pair> {
+    for (const [key, value] of this.data) yield { key: new Key(key), value }
   }
 }
 

@@ -8,11 +8,11 @@
  * libuv's 4 threads that the store and the job journals keep busy: under load
  * on a 20-daemon mesh the submitter carried ~150-190 merges queued behind
  * their locks, DHT requests waited behind them holding the peer records they
- * carried, and its heap grew with the queue. Here reads and writes are a Map;
- * changed keys go to disk at most once per `flushIntervalMs` (the last value
- * of each), on `flush()` and on `close()`. A crash loses at most that
- * interval of peer-address updates: each file is replaced whole (temp file +
- * rename), never left half-written.
+ * carried, and its heap grew with the queue. Here reads and writes are a Map
+ * (of copies); changed keys go to disk at most once per `flushIntervalMs`
+ * (the last value of each), on `flush()` and on `close()`. A crash loses at
+ * most that interval of peer-address updates: each file is replaced whole
+ * (temp file + rename), never left half-written.
  */
 import { BaseDatastore } from 'datastore-core/base'
 import { Key } from 'interface-datastore'
@@ -58,7 +58,9 @@ export class WriteBehindDatastore extends BaseDatastore {
 
   override put (key: Key, val: Uint8Array, options?: AbortOptions): Key {
     options?.signal?.throwIfAborted()
-    this.data.set(key.toString(), val)
+    // a copy: values are small views into the 64 KiB buffers they were decoded
+    // from (a provider record kept its whole received chunk alive)
+    this.data.set(key.toString(), val.slice())
     this.changed(key)
     return key
   }

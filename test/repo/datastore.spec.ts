@@ -70,6 +70,19 @@ describe('WriteBehindDatastore', () => {
     expect(await backing.has(key)).toBe(false)
   })
 
+  it('keeps a copy of each value, not the buffer it is a view of', async () => {
+    const ds = new WriteBehindDatastore(new CountingStore())
+    await ds.open()
+    // a record decoded from a received chunk is a small view of a large buffer
+    const chunk = new Uint8Array(65_536).fill(7)
+    await ds.put(new Key('/dht/provider/x'), chunk.subarray(100, 140))
+    chunk.fill(0)
+    const stored = await ds.get(new Key('/dht/provider/x'))
+    expect(stored.buffer.byteLength).toBe(40)
+    expect(stored.every(b => b === 7)).toBe(true)
+    await ds.close()
+  })
+
   it('writes behind on its own after the interval', async () => {
     const backing = new CountingStore()
     const ds = new WriteBehindDatastore(backing, { flushIntervalMs: 20 })

@@ -145,7 +145,7 @@ export class DefaultPeerConnector implements PeerConnector, Startable {
       for await (const peer of this.components.peerRouting.getClosestPeers(key, { signal })) {
         if (peer.id.equals(this.components.peerId)) continue
         found++
-        // peers we are connected to are known already: no peer store write (a file each)
+        // peers we are connected to are known already: no peer store merge (each takes the peer's lock)
         if (connected.has(peer.id.toString())) continue
         fresh++
         if (peer.multiaddrs.length > 0) await this.components.peerStore.merge(peer.id, { multiaddrs: peer.multiaddrs })

@@ -30,6 +30,13 @@ export interface BackingDatastore extends Datastore {
 
 export class WriteBehindDatastore extends BaseDatastore {
   private readonly data = new Map<string, Uint8Array>()
+  /**
+   * Every key, sorted: a prefix query visits only its own range. The DHT asks
+   * for one CID's provider records by prefix on every provider message; a scan
+   * of all keys there (thousands of records after a few minutes of jobs) made
+   * each ask O(all records) and starved a 20-daemon mesh of CPU.
+   */
+  private readonly sorted: string[] = []
   private readonly backing: BackingDatastore
   private readonly flushIntervalMs: number
   /** Keys changed in memory since they were last written to `backing`. */
@@ -52,7 +59,7 @@ export class WriteBehindDatastore extends BaseDatastore {
   async open (): Promise<void> {
     await this.backing.open?.()
     for await (const { key, value } of this.backing.query({})) {
-      this.data.set(key.toString(), value)
+      this.set(key.toString(), value)
     }
   }
 
@@ -60,7 +67,7 @@ export class WriteBehindDatastore extends BaseDatastore {
     options?.signal?.throwIfAborted()
     // a copy: values are small views into the 64 KiB buffers they were decoded
     // from (a provider record kept its whole received chunk alive)
-    this.data.set(key.toString(), val.slice())
+    this.set(key.toString(), val.slice())
     this.changed(key)
     return key
   }
@@ -79,22 +86,38 @@ export class WriteBehindDatastore extends BaseDatastore {
 
   override delete (key: Key, options?: AbortOptions): void {
     options?.signal?.throwIfAborted()
-    this.data.delete(key.toString())
+    const k = key.toString()
+    if (this.data.delete(k)) this.sorted.splice(lowerBound(this.sorted, k), 1)
     this.changed(key)
   }
 
-  override * _all (_q: Query, options?: AbortOptions): Generator<Pair> {
-    for (const [key, value] of this.data) {
+  override * _all (q: Query, options?: AbortOptions): Generator<Pair> {
+    for (const key of this.range(q.prefix)) {
       options?.signal?.throwIfAborted()
-      yield { key: new Key(key), value }
+      const value = this.data.get(key)
+      if (value != null) yield { key: new Key(key), value }
     }
   }
 
-  override * _allKeys (_q: KeyQuery, options?: AbortOptions): Generator<Key> {
-    for (const key of this.data.keys()) {
+  override * _allKeys (q: KeyQuery, options?: AbortOptions): Generator<Key> {
+    for (const key of this.range(q.prefix)) {
       options?.signal?.throwIfAborted()
-      yield new Key(key)
+      if (this.data.has(key)) yield new Key(key)
     }
+  }
+
+  /** The keys starting with `prefix` (all without one), a snapshot: changes while iterating are safe. */
+  private range (prefix: string | undefined): string[] {
+    if (prefix == null || prefix === '') return [...this.sorted]
+    const start = lowerBound(this.sorted, prefix)
+    let end = start
+    while (end < this.sorted.length && (this.sorted[end] as string).startsWith(prefix)) end++
+    return this.sorted.slice(start, end)
+  }
+
+  private set (k: string, value: Uint8Array): void {
+    if (!this.data.has(k)) this.sorted.splice(lowerBound(this.sorted, k), 0, k)
+    this.data.set(k, value)
   }
 
   /** Writes every changed key to disk; throws if a write failed (the key stays changed). */
@@ -150,4 +173,16 @@ export class WriteBehindDatastore extends BaseDatastore {
     }
     if (failure != null) throw failure
   }
+}
+
+/** The first index in sorted `keys` whose key is >= `k`. */
+function lowerBound (keys: string[], k: string): number {
+  let lo = 0
+  let hi = keys.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if ((keys[mid] as string) < k) lo = mid + 1
+    else hi = mid
+  }
+  return lo
 }

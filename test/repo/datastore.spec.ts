@@ -83,6 +83,29 @@ describe('WriteBehindDatastore', () => {
     await ds.close()
   })
 
+  it('answers prefix queries from its sorted keys, through puts and deletes', async () => {
+    const ds = new WriteBehindDatastore(new CountingStore())
+    await ds.open()
+    const keys = ['/peers/b', '/dht/provider/cid2/p1', '/dht/provider/cid1/p2', '/dht/provider/cid1/p1', '/dht/record/x', '/peers/a']
+    for (const k of keys) await ds.put(new Key(k), bytes(k))
+    await ds.delete(new Key('/dht/provider/cid1/p2'))
+    await ds.put(new Key('/dht/provider/cid1/p3'), bytes('3'))
+    await ds.put(new Key('/dht/provider/cid1/p1'), bytes('again')) // an overwrite adds no second key
+    const query = async (prefix?: string): Promise<string[]> => {
+      const out: string[] = []
+      for await (const { key } of ds.query(prefix == null ? {} : { prefix })) out.push(key.toString())
+      return out
+    }
+    expect(await query('/dht/provider/cid1')).toEqual(['/dht/provider/cid1/p1', '/dht/provider/cid1/p3'])
+    expect(await query('/peers/')).toEqual(['/peers/a', '/peers/b'])
+    expect(await query('/nothing')).toEqual([])
+    expect((await query()).length).toBe(6)
+    const keysOnly: string[] = []
+    for await (const key of ds.queryKeys({ prefix: '/dht/' })) keysOnly.push(key.toString())
+    expect(keysOnly).toEqual(['/dht/provider/cid1/p1', '/dht/provider/cid1/p3', '/dht/provider/cid2/p1', '/dht/record/x'])
+    await ds.close()
+  })
+
   it('writes behind on its own after the interval', async () => {
     const backing = new CountingStore()
     const ds = new WriteBehindDatastore(backing, { flushIntervalMs: 20 })

@@ -102,7 +102,7 @@ export class Daemon implements ApiBackend {
       for (const fn of cleanups.reverse()) await fn().catch(() => {})
     }
     try {
-      const datastore = await repo.openDatastore({ onError: (err) => { log.warn('writing the peer store to disk failed; retrying', { error: err.message }) } })
+      const datastore = await repo.openDatastore()
       cleanups.push(async () => { await datastore.close() })
       const listen = init.listen ?? repo.config.listen
       const bootstrap = [...repo.config.bootstrap, ...(init.bootstrap ?? [])]

@@ -1,18 +1,18 @@
 /**
- * The daemon's datastore (libp2p's peer store and the DHT's records): served
- * from memory, written to disk behind.
+ * The daemon's datastore (libp2p's peer store and the DHT's records): every
+ * key and value also held in memory, so reads never touch the disk; writes
+ * go through to disk (datastore-fs: temp file + rename) before they resolve.
  *
- * libp2p reads and merges a peer's record on every identify, connection and
- * DHT response, each under that peer's lock. Straight on datastore-fs every
- * read was a file read and every merge a file write and rename, all through
- * libuv's 4 threads that the store and the job journals keep busy: under load
- * on a 20-daemon mesh the submitter carried ~150-190 merges queued behind
- * their locks, DHT requests waited behind them holding the peer records they
- * carried, and its heap grew with the queue. Here reads and writes are a Map
- * (of copies); changed keys go to disk at most once per `flushIntervalMs`
- * (the last value of each), on `flush()` and on `close()`. A crash loses at
- * most that interval of peer-address updates: each file is replaced whole
- * (temp file + rename), never left half-written.
+ * libp2p reads a peer's record on every merge (identify, connections, every
+ * peer in every DHT answer), under that peer's lock, and most merges change
+ * nothing. Straight on datastore-fs each of those reads was a file read on
+ * libuv's four threads, which the store and the job journals keep busy:
+ * under load on a 20-daemon mesh the submitter carried ~150-190 merges
+ * queued behind their locks, DHT requests waited behind them holding the peer
+ * records they carried, and its heap grew with the queue. A version that also
+ * wrote behind (in memory, to disk every 5 s) ran the 20-daemon soak at a
+ * fraction of the job rate for reasons not found; writing through keeps the
+ * timing libp2p had.
  */
 import { BaseDatastore } from 'datastore-core/base'
 import { Key } from 'interface-datastore'
@@ -20,15 +20,12 @@ import { NotFoundError } from '@libp2p/interface'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Datastore, Pair, Query, KeyQuery } from 'interface-datastore'
 
-/** @default 5000 */
-export const DATASTORE_FLUSH_INTERVAL_MS = 5000
-
 export interface BackingDatastore extends Datastore {
   open?(): Promise<void>
   close?(): Promise<void>
 }
 
-export class WriteBehindDatastore extends BaseDatastore {
+export class CachedDatastore extends BaseDatastore {
   private readonly data = new Map<string, Uint8Array>()
   /**
    * Every key, sorted: a prefix query visits only its own range. The DHT asks
@@ -38,21 +35,10 @@ export class WriteBehindDatastore extends BaseDatastore {
    */
   private readonly sorted: string[] = []
   private readonly backing: BackingDatastore
-  private readonly flushIntervalMs: number
-  /** Keys changed in memory since they were last written to `backing`. */
-  private readonly dirty = new Set<string>()
-  private timer: ReturnType<typeof setTimeout> | undefined
-  /** The flush in progress: flushes run one at a time. */
-  private flushing: Promise<void> = Promise.resolve()
-  private closed = false
-  private readonly onError: (err: Error) => void
 
-  /** `onError` hears of background writes that failed (their keys are retried). */
-  constructor (backing: BackingDatastore, options: { flushIntervalMs?: number, onError?: (err: Error) => void } = {}) {
+  constructor (backing: BackingDatastore) {
     super()
     this.backing = backing
-    this.flushIntervalMs = options.flushIntervalMs ?? DATASTORE_FLUSH_INTERVAL_MS
-    this.onError = options.onError ?? (() => {})
   }
 
   /** Opens the backing store and loads every key from it. */
@@ -63,32 +49,31 @@ export class WriteBehindDatastore extends BaseDatastore {
     }
   }
 
-  override put (key: Key, val: Uint8Array, options?: AbortOptions): Key {
-    options?.signal?.throwIfAborted()
+  override async put (key: Key, val: Uint8Array, options?: AbortOptions): Promise<Key> {
     // a copy: values are small views into the 64 KiB buffers they were decoded
-    // from (a provider record kept its whole received chunk alive)
-    this.set(key.toString(), val.slice())
-    this.changed(key)
+    // from (a provider record would keep its whole received chunk alive)
+    const copy = val.slice()
+    await this.backing.put(key, copy, options)
+    this.set(key.toString(), copy)
     return key
   }
 
-  override get (key: Key, options?: AbortOptions): Uint8Array {
+  override async get (key: Key, options?: AbortOptions): Promise<Uint8Array> {
     options?.signal?.throwIfAborted()
     const value = this.data.get(key.toString())
     if (value == null) throw new NotFoundError(`${key.toString()} is not in the datastore`)
     return value
   }
 
-  override has (key: Key, options?: AbortOptions): boolean {
+  override async has (key: Key, options?: AbortOptions): Promise<boolean> {
     options?.signal?.throwIfAborted()
     return this.data.has(key.toString())
   }
 
-  override delete (key: Key, options?: AbortOptions): void {
-    options?.signal?.throwIfAborted()
+  override async delete (key: Key, options?: AbortOptions): Promise<void> {
+    await this.backing.delete(key, options)
     const k = key.toString()
     if (this.data.delete(k)) this.sorted.splice(lowerBound(this.sorted, k), 1)
-    this.changed(key)
   }
 
   override * _all (q: Query, options?: AbortOptions): Generator<Pair> {
@@ -120,58 +105,8 @@ export class WriteBehindDatastore extends BaseDatastore {
     this.data.set(k, value)
   }
 
-  /** Writes every changed key to disk; throws if a write failed (the key stays changed). */
-  async flush (): Promise<void> {
-    const run = this.flushing.then(async () => { await this.writeDirty() })
-    this.flushing = run.catch(() => {})
-    await run
-  }
-
-  /** Flushes and closes the backing store. Later changes stay in memory only. */
   async close (): Promise<void> {
-    this.closed = true
-    clearTimeout(this.timer)
-    this.timer = undefined
-    try {
-      await this.flush()
-    } finally {
-      await this.backing.close?.()
-    }
-  }
-
-  private changed (key: Key): void {
-    this.dirty.add(key.toString())
-    this.schedule()
-  }
-
-  private schedule (): void {
-    if (this.timer != null || this.closed) return
-    this.timer = setTimeout(() => {
-      this.timer = undefined
-      this.flush().catch((err: Error) => {
-        // the keys that failed stay dirty: try again later
-        this.onError(err)
-        this.schedule()
-      })
-    }, this.flushIntervalMs)
-    this.timer.unref()
-  }
-
-  private async writeDirty (): Promise<void> {
-    const keys = [...this.dirty]
-    this.dirty.clear()
-    let failure: Error | undefined
-    for (const k of keys) {
-      const value = this.data.get(k)
-      try {
-        if (value != null) await this.backing.put(new Key(k), value)
-        else await this.backing.delete(new Key(k))
-      } catch (err) {
-        this.dirty.add(k)
-        failure = err as Error
-      }
-    }
-    if (failure != null) throw failure
+    await this.backing.close?.()
   }
 }
 

@@ -8,8 +8,8 @@
  *   api.token      bearer token of the control API, mode 0600
  *   swarm.key      optional: pre-shared key of a private mesh, mode 0600
  *   daemon.lock    pid/peer/API of the running daemon
- *   datastore/     libp2p peer store (remembers peers across restarts), served
- *                  from memory and written behind (datastore.ts)
+ *   datastore/     libp2p peer store (remembers peers across restarts), also
+ *                  held in memory for reads (datastore.ts)
  */
 import { randomBytes } from 'node:crypto'
 import { chmod, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises'
@@ -18,7 +18,7 @@ import { join, resolve } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { FsDatastore } from 'datastore-fs'
 import { defaultConfig, parseConfig } from './config.ts'
-import { WriteBehindDatastore } from './datastore.ts'
+import { CachedDatastore } from './datastore.ts'
 import { FILES, REPO_VERSION } from './constants.ts'
 import { ConfigError, RepoExistsError, RepoNotFoundError, RepoVersionError } from './errors.ts'
 import { acquireLock } from './lock.ts'
@@ -30,7 +30,7 @@ import type { Datastore } from 'interface-datastore'
 
 export * from './errors.ts'
 export { readLock } from './lock.ts'
-export { WriteBehindDatastore, DATASTORE_FLUSH_INTERVAL_MS } from './datastore.ts'
+export { CachedDatastore } from './datastore.ts'
 export type { LockInfo, RepoLock } from './lock.ts'
 export { defaultConfig, defaultWorkerConfig, parseConfig, parseHostPort, checkMultiaddr, LOG_LEVELS } from './config.ts'
 export type { Config, LogLevel, ReplicationConfig, WorkerConfig } from './config.ts'
@@ -47,12 +47,8 @@ export interface Repo {
    * swarm.key; the node then talks only to peers holding the same key.
    */
   readonly swarmKey?: string
-  /**
-   * Opens the datastore (in memory, written to disk behind; see datastore.ts);
-   * the caller closes it, which writes what changed. `onError` hears of
-   * background writes that failed.
-   */
-  openDatastore(options?: { onError?: (err: Error) => void }): Promise<Datastore & { close(): Promise<void> }>
+  /** Opens the datastore (reads from memory, writes through to disk; see datastore.ts); the caller closes it. */
+  openDatastore(): Promise<Datastore & { close(): Promise<void> }>
   /** Takes the daemon lock (RepoLockedError if a live daemon holds it). */
   lock(): Promise<RepoLock>
 }
@@ -150,8 +146,8 @@ export async function openRepo (path: string): Promise<Repo> {
     privateKey,
     apiToken,
     ...(swarmKey != null ? { swarmKey } : {}),
-    async openDatastore (options = {}) {
-      const ds = new WriteBehindDatastore(new FsDatastore(join(path, FILES.datastore)), options)
+    async openDatastore () {
+      const ds = new CachedDatastore(new FsDatastore(join(path, FILES.datastore)))
       await ds.open()
       return ds
     },

@@ -148,8 +148,19 @@ export class Daemon implements ApiBackend {
         const mib = (n: number): number => Math.round(n / 1048576)
         // with node --expose-gc, measured after a full collection: the live set, not the garbage
         const collect = (globalThis as { gc?: () => void }).gc
+        // and what the node did since the last line: CPU ms, libp2p events, gossip messages
+        const counts: Record<string, number> = {}
+        const count = (name: string) => () => { counts[name] = (counts[name] ?? 0) + 1 }
+        for (const name of ['peer:update', 'self:peer:update', 'peer:discovery', 'connection:open', 'peer:identify'] as const) node.addEventListener(name, count(name))
+        node.services.pubsub.addEventListener('gossipsub:message', count('gossip'))
+        let cpu = process.cpuUsage()
         const timer = setInterval(() => {
           collect?.()
+          const cpuNow = process.cpuUsage()
+          const cpuMs = Math.round((cpuNow.user - cpu.user + cpuNow.system - cpu.system) / 1000)
+          cpu = cpuNow
+          const events = Object.entries(counts).map(([k, v]) => `${k}=${v}`).join(',')
+          for (const k of Object.keys(counts)) counts[k] = 0
           const m = process.memoryUsage()
           const spaces = Object.fromEntries(getHeapSpaceStatistics().map(sp => [sp.space_name, sp]))
           const space = (name: string): number => mib(spaces[name]?.space_size ?? 0)
@@ -168,7 +179,9 @@ export class Daemon implements ApiBackend {
               isolates: s.isolates,
               isolateHeap: mib(s.isolateHeap.total),
               isolateExternal: mib(s.isolateHeap.external),
-              ...jobs.memory()
+              ...jobs.memory(),
+              cpuMs,
+              events
             })
           }).catch(() => {})
         }, Number(process.env.LEPTON_MEMORY_LOG_MS))

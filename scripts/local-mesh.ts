@@ -57,7 +57,9 @@ export interface StartDaemonOptions {
 /** Starts `lepton daemon` and resolves once it prints "ready". */
 export async function startDaemon (options: StartDaemonOptions): Promise<DaemonProcess> {
   const args = [CLI, 'daemon', '--repo', options.repo, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0',
-    ...(options.bootstrap ?? []).flatMap(b => ['--bootstrap', b]), ...(options.extraArgs ?? [])]
+    ...(options.bootstrap ?? []).flatMap(b => ['--bootstrap', b]), ...(options.extraArgs ?? []),
+    // LEPTON_TEST_LOG_LEVEL=debug: every test daemon logs at that level (their logs are printed when a test fails)
+    ...(process.env.LEPTON_TEST_LOG_LEVEL != null ? ['--log-level', process.env.LEPTON_TEST_LOG_LEVEL] : [])]
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''

@@ -22,7 +22,7 @@ import type { Forwarder } from '../routing/forwarder.ts'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { KadDHT } from '@libp2p/kad-dht'
-import type { Libp2p, PeerDiscovery, PeerId, PrivateKey, Transport } from '@libp2p/interface'
+import type { Libp2p, PeerDiscovery, PeerId, PrivateKey, Startable, Transport } from '@libp2p/interface'
 import type { Ping } from '@libp2p/ping'
 import type { Datastore } from 'interface-datastore'
 import { createTopicScoreParams } from '@libp2p/gossipsub/score'
@@ -60,6 +60,8 @@ export type LeptonServices = {
   rtt: RttMonitor
   connector: PeerConnector
   bans: PeerBans
+  /** Open once every service has started (see StartGate). */
+  startGate: { open: boolean }
   /** Present when the node was built with `relay: true`. */
   forwarder?: Forwarder
   relay?: unknown
@@ -93,12 +95,35 @@ export interface NodeInit {
    * key fail the handshake and never become peers. @default an open mesh
    */
   swarmKey?: string | Uint8Array
+  /** Start the node before returning it. @default true */
+  start?: boolean
   /** The transport; tests pass a delay-injecting TCP. @default tcp() */
   transport?: (components: any) => Transport
 }
 
+/**
+ * Closed until every service of the node has started. libp2p starts its
+ * services side by side, and meanwhile its connection manager re-dials the
+ * peers kad-dht tagged keep-alive (the peer store is on disk, so a restarted
+ * daemon has some): those connections were identified before gossipsub had
+ * registered for new peers, gossipsub never learnt of them, and the restarted
+ * daemon published into the void until some peer happened to reconnect (a
+ * resumed job waited for workers for minutes). Nothing connects in or out
+ * until the gate opens; libp2p calls the first afterStart() only once every
+ * start() has resolved, so opening there is never early.
+ */
+class StartGate implements Startable {
+  open = false
+  readonly [Symbol.toStringTag] = 'lepton:start-gate'
+  start (): void {}
+  afterStart (): void { this.open = true }
+  beforeStop (): void { this.open = false }
+  stop (): void {}
+}
+
 export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
   const bans = new PeerBans()
+  const gate = new StartGate()
   // the connector prunes by RTT, which the rtt service (built alongside it) measures;
   // it only asks once the node is running
   const rttMs = (peer: PeerId): number | undefined => node.services.rtt.rttMs(peer)
@@ -107,6 +132,7 @@ export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
   if (init.mdns === true) peerDiscovery.push((await import('@libp2p/mdns')).mdns())
   const relay = init.relay === true ? relayConfig({ maxReservations: init.maxConnections ?? 128 }) : undefined
   const node: LeptonNode = await createLibp2p({
+    start: init.start ?? true,
     privateKey: init.privateKey,
     datastore: init.datastore,
     addresses: { listen: init.listen ?? ['/ip4/127.0.0.1/tcp/0'] },
@@ -124,7 +150,9 @@ export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
     // connection ("Too many outbound protocol streams"). Our RTT monitor measures.
     connectionMonitor: { abortConnectionOnPingFailure: false },
     connectionGater: {
-      denyDialPeer: (peer) => bans.isBanned(peer),
+      denyDialMultiaddr: () => !gate.open,
+      denyInboundConnection: () => !gate.open,
+      denyDialPeer: (peer) => !gate.open || bans.isBanned(peer),
       denyInboundEncryptedConnection: (peer) => bans.isBanned(peer),
       denyOutboundEncryptedConnection: (peer) => bans.isBanned(peer)
     },
@@ -142,6 +170,7 @@ export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
       rtt: rttMonitor(init.rtt),
       connector: peerConnector({ rttMs, ...init.connector }),
       bans: () => bans,
+      startGate: () => gate,
       ...(relay?.services ?? {})
     }
   }) as LeptonNode

@@ -6,7 +6,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { cliJson, runCli, startDaemon } from '../../scripts/local-mesh.ts'
 import { Client } from '../../src/api/index.ts'
 import { WORDCOUNT, corpus, wordcountLocal } from '../jobs/helpers.ts'
@@ -79,6 +79,16 @@ describe('jobs across daemons', () => {
     await writeFile(join(dir, 'wordcount.js'), WORDCOUNT)
     await writeFile(join(dir, 'slow.js'), SLOW)
   }, 60_000)
+
+  // a failure here is usually a stall somewhere in the mesh: the daemons' own logs say where
+  afterEach(({ task }) => {
+    if (task.result?.state !== 'fail') return
+    for (const d of new Set([...all, submitter, ...workers])) {
+      if (d == null) continue
+      const lines = d.log().trimEnd().split('\n')
+      console.error(`--- ${d.repo} (${d.peerId}), last ${Math.min(lines.length, 200)} of ${lines.length} log lines\n${lines.slice(-200).join('\n')}`)
+    }
+  })
 
   afterAll(async () => {
     await Promise.all([...all, submitter, ...workers].filter(d => d != null).map(async d => await d.kill('SIGTERM')))

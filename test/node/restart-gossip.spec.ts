@@ -38,14 +38,15 @@ describe('restart on a remembered peer store', () => {
     // node's own peer record), while a loopback dial and identify take ~50 ms
     const restarted = await createNode({ privateKey, datastore, start: false })
     nodes.push(restarted)
-    const pubsub = restarted.services.pubsub
+    // the service is a Startable, though its public type does not say so
+    const pubsub = restarted.services.pubsub as unknown as { start: () => Promise<void> }
     const startPubsub = pubsub.start.bind(pubsub)
     pubsub.start = async () => {
       await new Promise(resolve => setTimeout(resolve, 500))
       await startPubsub()
     }
     await restarted.start()
-    pubsub.subscribe(TOPIC)
+    restarted.services.pubsub.subscribe(TOPIC)
 
     // it reconnects to `other` (libp2p's keep-alive re-dial once the gate is open, or the connector)
     await expect.poll(() => restarted.getConnections(other.peerId).length, { timeout: 10_000 }).toBeGreaterThan(0)

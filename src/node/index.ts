@@ -22,7 +22,7 @@ import type { Forwarder } from '../routing/forwarder.ts'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { KadDHT } from '@libp2p/kad-dht'
-import type { Libp2p, PeerDiscovery, PeerId, PrivateKey, Startable, Transport } from '@libp2p/interface'
+import type { AbortOptions, Libp2p, PeerDiscovery, PeerId, PeerInfo, PrivateKey, Startable, Transport } from '@libp2p/interface'
 import type { Ping } from '@libp2p/ping'
 import type { Datastore } from 'interface-datastore'
 import { createTopicScoreParams } from '@libp2p/gossipsub/score'
@@ -135,7 +135,16 @@ export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
     start: init.start ?? true,
     privateKey: init.privateKey,
     datastore: init.datastore,
-    addresses: { listen: init.listen ?? ['/ip4/127.0.0.1/tcp/0'] },
+    addresses: {
+      listen: init.listen ?? ['/ip4/127.0.0.1/tcp/0'],
+      // Relay addresses (<relay>/p2p-circuit) stay private. A detour is dialled as
+      // /p2p/C/p2p-circuit/p2p/B by name (routing/forwarder.ts), so nobody needs B's
+      // list of relays; announced, they made every peer record ~20 addresses long in a
+      // 20-daemon mesh (each daemon reserves on its neighbours), every reservation made or
+      // lost was pushed to every peer, and decoding those records and the DHT answers
+      // carrying them was a fifth of an idle daemon's CPU.
+      announceFilter: (addrs) => addrs.filter(a => !a.toString().includes('/p2p-circuit'))
+    },
     transports: [init.transport ?? tcp(), ...(relay?.transports ?? [])],
     ...(init.swarmKey != null ? { connectionProtector: preSharedKey({ psk: swarmKeyBytes(init.swarmKey) }) } : {}),
     connectionEncrypters: [noise()],
@@ -145,10 +154,12 @@ export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
       maxConnections: init.maxConnections ?? 128,
       allow: LOOPBACK_ALLOW
     },
-    // The monitor's ping shares the connection with bulk block transfers; under
-    // load a ping overlaps the next and the monitor would abort a healthy
-    // connection ("Too many outbound protocol streams"). Our RTT monitor measures.
-    connectionMonitor: { abortConnectionOnPingFailure: false },
+    // libp2p's connection monitor is off: our RTT monitor measures every link on one
+    // long-lived stream, while the monitor opened a new ping stream on every
+    // connection every 10 s (each new stream is a peer-store update on both ends),
+    // and under load a ping overlapped the next and it aborted healthy connections
+    // ("Too many outbound protocol streams").
+    connectionMonitor: { enabled: false },
     connectionGater: {
       denyDialMultiaddr: () => !gate.open,
       denyInboundConnection: () => !gate.open,
@@ -168,13 +179,21 @@ export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
       }),
       pubsub: gossipsub(GOSSIP_SCORING),
       rtt: rttMonitor(init.rtt),
-      connector: peerConnector({ rttMs, ...init.connector }),
+      connector: peerConnector({ rttMs, closestPeers: (key, options) => closestFromDht(node.services.dht, key, options), ...init.connector }),
       bans: () => bans,
       startGate: () => gate,
       ...(relay?.services ?? {})
     }
   }) as LeptonNode
   return node
+}
+
+/** The peers a kad-dht lookup meets: every answer's closer peers as they come, then the closest. */
+async function * closestFromDht (dht: KadDHT, key: Uint8Array, options: AbortOptions): AsyncGenerator<PeerInfo> {
+  for await (const event of dht.getClosestPeers(key, options)) {
+    if (event.name === 'PEER_RESPONSE') yield * event.closer
+    else if (event.name === 'FINAL_PEER') yield event.peer
+  }
 }
 
 function swarmKeyBytes (key: string | Uint8Array): Uint8Array {

@@ -53,6 +53,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { LeptonError } from '../errors.ts'
 import { raceSignal } from '../signals.ts'
 import type { CircuitRelayService } from '@libp2p/circuit-relay-v2'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import type { AbortOptions, ComponentLogger, Connection, Logger, PeerId, Startable, Stream } from '@libp2p/interface'
 import type { AddressManager, ConnectionManager, Registrar, TransportManager } from '@libp2p/interface-internal'
 
@@ -362,14 +363,23 @@ export class DefaultForwarder implements Forwarder, Startable {
     }
   }
 
+  /**
+   * Our reservations are the relay transport's listen addresses
+   * (`<relay>/p2p-circuit`). Not the announced ones: nodes keep relay addresses
+   * out of what they announce (src/node: announceFilter).
+   */
+  private relayListenAddrs (): Multiaddr[] {
+    return this.components.transportManager.getAddrs().filter(a => a.toString().includes('/p2p-circuit'))
+  }
+
   hasReservation (relay: PeerId): boolean {
     const marker = `/p2p/${relay.toString()}/p2p-circuit`
-    return this.components.addressManager.getAddresses().some(a => a.toString().includes(marker))
+    return this.relayListenAddrs().some(a => a.toString().includes(marker))
   }
 
   private reservationCount (): number {
     const relays = new Set<string>()
-    for (const a of this.components.addressManager.getAddresses()) {
+    for (const a of this.relayListenAddrs()) {
       const s = a.toString()
       const i = s.indexOf('/p2p-circuit')
       if (i < 0) continue

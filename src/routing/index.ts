@@ -7,7 +7,7 @@ import { DefaultPeerConnector } from './peer-connector.ts'
 import { DefaultRttMonitor } from './rtt-monitor.ts'
 import type { Logger } from '../log.ts'
 import type { RttStats } from './rtt-estimator.ts'
-import type { AbortOptions, ComponentLogger, Libp2pEvents, PeerId, PeerRouting, PeerStore, TypedEventTarget } from '@libp2p/interface'
+import type { AbortOptions, ComponentLogger, Libp2pEvents, PeerId, PeerInfo, PeerRouting, PeerStore, TypedEventTarget } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 
 export * from './errors.ts'
@@ -71,6 +71,13 @@ export interface PeerConnectorInit {
   keepRandom?: number
   /** Filtered RTT of a peer (the RTT monitor's), used to choose what to prune. */
   rttMs?(peer: PeerId): number | undefined
+  /**
+   * Peers near `key` as a DHT lookup meets them, with the addresses the answers
+   * carried. The node passes kad-dht's own lookup. @default libp2p's
+   * peerRouting.getClosestPeers, which runs a whole findPeer lookup for every
+   * peer that came without addresses (20 a minute per idle daemon, measured)
+   */
+  closestPeers?(key: Uint8Array, options: AbortOptions): AsyncIterable<PeerInfo>
 }
 
 export interface PeerConnectorComponents {

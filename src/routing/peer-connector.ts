@@ -10,7 +10,7 @@ import {
 import { DEFAULT_NEAREST, DEFAULT_RANDOM, planPrune } from './topology.ts'
 import type { PeerConnector, PeerConnectorComponents, PeerConnectorInit } from './index.ts'
 import type { Logger } from '../log.ts'
-import type { PeerId, Startable } from '@libp2p/interface'
+import type { AbortOptions, PeerId, PeerInfo, Startable } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 interface Backoff { until: number, delayMs: number }
@@ -32,6 +32,7 @@ export class DefaultPeerConnector implements PeerConnector, Startable {
   private readonly rttMs: (peer: PeerId) => number | undefined
   private readonly intervalMs: number
   private readonly log: Logger
+  private readonly closestPeers: (key: Uint8Array, options: AbortOptions) => AsyncIterable<PeerInfo>
   private readonly backoff = new Map<string, Backoff>()
   private shutdown = new AbortController()
   private timer?: ReturnType<typeof setInterval>
@@ -55,6 +56,7 @@ export class DefaultPeerConnector implements PeerConnector, Startable {
     this.rttMs = init.rttMs ?? (() => undefined)
     this.intervalMs = init.intervalMs ?? CONNECTOR_INTERVAL_MS
     this.log = init.log ?? silentLogger
+    this.closestPeers = init.closestPeers ?? ((key, options) => this.components.peerRouting.getClosestPeers(key, options))
     this.schedule = this.schedule.bind(this)
     this.onDiscovery = this.onDiscovery.bind(this)
   }
@@ -142,7 +144,7 @@ export class DefaultPeerConnector implements PeerConnector, Startable {
     let fresh = 0
     const connected = new Set(this.connectedPeers().map(p => p.toString()))
     try {
-      for await (const peer of this.components.peerRouting.getClosestPeers(key, { signal })) {
+      for await (const peer of this.closestPeers(key, { signal })) {
         if (peer.id.equals(this.components.peerId)) continue
         found++
         // peers we are connected to are known already: no peer store merge (each takes the peer's lock)

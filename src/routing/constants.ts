@@ -5,8 +5,12 @@ export const RTT_PROTOCOL = `${PROTOCOL_PREFIX}/rtt/1.0.0`
 /** Bytes in one probe: u32 sequence number, then padding. */
 export const PROBE_BYTES = 16
 
-/** Time between probes to each connected peer. */
-export const RTT_INTERVAL_MS = 1000
+/**
+ * Time between probes to each connected peer. An idle daemon in a 10-daemon
+ * mesh used 3.4% CPU with 1 s (and announcements every 5 s), 2.9% with 2 s
+ * (and 10 s), 1.9% with 5 s (and 30 s).
+ */
+export const RTT_INTERVAL_MS = 2000
 
 /** A probe with no echo after this long counts as lost. */
 export const RTT_TIMEOUT_MS = 5000
@@ -51,8 +55,8 @@ export const CANDIDATES_MAX_AGE_MS = 30_000
 /** Gossip topic of coordinates and link tables. */
 export const ROUTING_TOPIC = `${PROTOCOL_PREFIX}/routing/1.0.0`
 
-/** How often a peer gossips its coordinate and measured links. */
-export const ROUTING_GOSSIP_INTERVAL_MS = 5000
+/** How often a peer gossips its coordinate and measured links (every peer verifies every announcement's signature). */
+export const ROUTING_GOSSIP_INTERVAL_MS = 10_000
 
 /** How often RTT samples feed the Vivaldi coordinate. */
 export const VIVALDI_UPDATE_INTERVAL_MS = 1000

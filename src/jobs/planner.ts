@@ -15,7 +15,7 @@ import { defaultPartitions, splitRecords } from './partition.ts'
 import type { JobPlan, SubmitRequest } from './types.ts'
 import type { WorkerConfig } from '../repo/index.ts'
 import type { Sandbox } from '../sandbox/index.ts'
-import type { Store } from '../store/index.ts'
+import type { AddOptions, Store } from '../store/index.ts'
 
 /** Largest file input read into memory to split. */
 const MAX_INPUT_BYTES = 1024 * 1024 * 1024
@@ -50,9 +50,16 @@ async function readModule (path: string, what: string): Promise<Uint8Array> {
   return await readFile(path)
 }
 
-async function addBytes (store: Store, bytes: Uint8Array): Promise<string> {
-  return (await store.add((async function * () { yield bytes })())).cid
+async function addBytes (store: Store, bytes: Uint8Array, options: AddOptions = {}): Promise<string> {
+  return (await store.add((async function * () { yield bytes })(), options)).cid
 }
+
+/**
+ * Partitions are not announced on the DHT: workers ask the submitter for them
+ * first, then connected peers; a job of N tasks made N DHT lookups, more than
+ * a busy submitter's announcements could keep up with.
+ */
+const PARTITION_ADD: AddOptions = { provide: false }
 
 /**
  * Partitions stored at once: each add is its own pack and fsync, and the
@@ -131,7 +138,7 @@ export async function planJob (req: SubmitRequest, init: PlannerInit, signal: Ab
       }
       inputCid = (await init.store.add(req.input)).cid
       if (s.isDirectory()) {
-        partitions = await mapConcurrently(await filesUnder(req.input), PARTITION_ADDS_AT_ONCE, async file => ({ cid: (await init.store.add(file)).cid, bytes: (await stat(file)).size }))
+        partitions = await mapConcurrently(await filesUnder(req.input), PARTITION_ADDS_AT_ONCE, async file => ({ cid: (await init.store.add(file, PARTITION_ADD)).cid, bytes: (await stat(file)).size }))
         if (partitions.length === 0) throw new InvalidJobError(`input folder ${req.input} holds no files`)
       } else {
         if (s.size > MAX_INPUT_BYTES) throw new InvalidJobError(`input ${req.input} is larger than ${MAX_INPUT_BYTES} bytes; split it into a folder of files`)
@@ -144,7 +151,7 @@ export async function planJob (req: SubmitRequest, init: PlannerInit, signal: Ab
     if (bytes != null) {
       const count = intIn(req.partitions, 'partitions', 1, MAX_TASKS, defaultPartitions(bytes.byteLength))
       const parts = splitRecords(bytes, count)
-      const cids = await mapConcurrently(parts, PARTITION_ADDS_AT_ONCE, async part => await addBytes(init.store, part))
+      const cids = await mapConcurrently(parts, PARTITION_ADDS_AT_ONCE, async part => await addBytes(init.store, part, PARTITION_ADD))
       partitions = parts.map((part, i) => ({ cid: cids[i] as string, bytes: part.byteLength }))
     }
   }

@@ -28,6 +28,12 @@ export interface AddOptions extends FetchOptions {
   /** Copies wanted in the mesh, this peer's included. @default 1 */
   replicas?: number
   onProgress?(progress: { bytes: number }): void
+  /**
+   * Announce the root on the DHT. Off for what only this daemon's own job
+   * needs (its partitions: workers ask the submitter first, and connected
+   * peers before the DHT). @default true
+   */
+  provide?: boolean
 }
 
 export interface AddResult {

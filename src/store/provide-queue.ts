@@ -26,6 +26,14 @@ export interface ProvideQueueInit {
   concurrency?: number
   /** CIDs remembered as announced (oldest forgotten first). @default 100000 */
   maxRemembered?: number
+  /**
+   * CIDs waiting at most; beyond, the oldest waiting one is dropped (pinned
+   * content is announced again at the next reprovide). A busy submitter added
+   * CIDs faster than two announcements at a time could go out: 4000 waited
+   * after 8 minutes of the soak, and every announcement's DHT lookup queued
+   * more peer-store merges. @default 1024
+   */
+  maxWaiting?: number
 }
 
 export class ProvideQueue {
@@ -46,8 +54,17 @@ export class ProvideQueue {
     const at = this.providedAt.get(key)
     if (!force && at != null && Date.now() - at < this.init.freshMs) return
     this.waiting.set(key, cid)
+    const max = this.init.maxWaiting ?? 1024
+    for (const oldest of this.waiting.keys()) {
+      if (this.waiting.size <= max) break
+      this.waiting.delete(oldest)
+      this.dropped++
+    }
     this.pump()
   }
+
+  /** Announcements dropped because too many waited. */
+  dropped = 0
 
   /** Announcements waiting or running. */
   get pending (): number {

@@ -174,7 +174,7 @@ export class DefaultStore implements Store {
       await this.pins.add(last)
       return { cid: last, size: bytes }
     })
-    this.provide(result.cid)
+    if (options.provide !== false) this.provide(result.cid)
     const out: AddResult = { cid: result.cid.toString(), size: result.size }
     if ((options.replicas ?? 1) > 1) out.replicas = await this.replicate(result.cid, (options.replicas ?? 1) - 1, options)
     return out

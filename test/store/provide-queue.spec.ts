@@ -71,6 +71,18 @@ describe('provide queue', () => {
     expect(new Set(dht.calls)).toEqual(new Set(cids.map(c => c.toString())))
   })
 
+  it('keeps at most maxWaiting CIDs waiting, dropping the oldest, and announces the newest', async () => {
+    const dht = fakeDht()
+    const q = new ProvideQueue({ provide: dht.provide, log: silentLogger, signal: new AbortController().signal, freshMs: 60_000, timeoutMs: 10_000, concurrency: 2, maxWaiting: 5 })
+    const cids = await Promise.all(Array.from({ length: 20 }, async (_, i) => await cidOf(`w${i}`)))
+    for (const c of cids) q.add(c)
+    // 2 running, 5 waiting: the 13 in between were dropped
+    expect(q.pending).toBe(7)
+    expect(q.dropped).toBe(13)
+    await settle(q, dht)
+    expect(dht.calls).toEqual([...cids.slice(0, 2), ...cids.slice(15)].map(c => c.toString()))
+  })
+
   it('a failed announcement is tried again at the next add', async () => {
     const a = await cidOf('a')
     const fail = new Set([a.toString()])

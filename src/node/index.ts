@@ -168,6 +168,9 @@ export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
       denyOutboundEncryptedConnection: (peer) => bans.isBanned(peer)
     },
     services: {
+      // first: libp2p calls afterStart() in this order, and the gate must open before the
+      // connector's afterStart dials the bootstrap addresses
+      startGate: () => gate,
       identify: identify(),
       ping: ping(),
       dht: kadDHT({
@@ -181,7 +184,6 @@ export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
       rtt: rttMonitor(init.rtt),
       connector: peerConnector({ rttMs, closestPeers: (key, options) => closestFromDht(node.services.dht, key, options), ...init.connector }),
       bans: () => bans,
-      startGate: () => gate,
       ...(relay?.services ?? {})
     }
   }) as LeptonNode

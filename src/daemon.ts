@@ -203,12 +203,11 @@ export class Daemon implements ApiBackend {
   }
 
   /**
-   * Our own dialable addresses. Relay (`/p2p-circuit`) addresses are left out:
-   * they only reach us through another peer, and the routing module finds those
-   * detours by itself.
+   * Our own dialable addresses: relay (`/p2p-circuit`) addresses are never
+   * among them, the node does not announce them (src/node: announceFilter).
    */
   private directAddresses (): string[] {
-    return this.node.getMultiaddrs().map(a => a.toString()).filter(a => !isCircuit(a))
+    return this.node.getMultiaddrs().map(a => a.toString())
   }
 
   /** Connected peers with the addresses they listen on (from identify) and their RTT. */

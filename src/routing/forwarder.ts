@@ -55,7 +55,7 @@ import { raceSignal } from '../signals.ts'
 import type { CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { AbortOptions, ComponentLogger, Connection, Logger, PeerId, Startable, Stream } from '@libp2p/interface'
-import type { AddressManager, ConnectionManager, Registrar, TransportManager } from '@libp2p/interface-internal'
+import type { ConnectionManager, Registrar, TransportManager } from '@libp2p/interface-internal'
 
 /** Defaults sized to the node's connection cap (src/node: maxConnections 128). */
 export const DEFAULT_RELAY_MAX_RESERVATIONS = 128
@@ -178,7 +178,7 @@ export interface Forwarder {
    * to it first if needed). Resolves at once if we already hold one.
    */
   reserve(relay: PeerId, options?: AbortOptions): Promise<void>
-  /** Whether we hold a reservation on `relay` (we advertise a circuit address through it). */
+  /** Whether we hold a reservation on `relay` (the relay transport listens through it; not announced). */
   hasReservation(relay: PeerId): boolean
 }
 
@@ -186,7 +186,6 @@ export interface ForwarderComponents {
   peerId: PeerId
   connectionManager: ConnectionManager
   transportManager: TransportManager
-  addressManager: AddressManager
   registrar: Registrar
   logger: ComponentLogger
 }

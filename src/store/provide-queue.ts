@@ -42,6 +42,8 @@ export class ProvideQueue {
   private readonly providedAt = new Map<string, number>()
   private readonly waiting = new Map<string, CID>()
   private readonly running = new Set<string>()
+  /** Announcements dropped because too many waited. */
+  dropped = 0
 
   constructor (init: ProvideQueueInit) {
     this.init = init
@@ -62,9 +64,6 @@ export class ProvideQueue {
     }
     this.pump()
   }
-
-  /** Announcements dropped because too many waited. */
-  dropped = 0
 
   /** Announcements waiting or running. */
   get pending (): number {

@@ -180,6 +180,7 @@ export class Daemon implements ApiBackend {
               isolateHeap: mib(s.isolateHeap.total),
               isolateExternal: mib(s.isolateHeap.external),
               ...jobs.memory(),
+              ...connectionCounts(node.getConnections()),
               cpuMs,
               events
             })
@@ -307,4 +308,16 @@ function round3 (ms: number): number {
 
 function isCircuit (addr: string): boolean {
   return addr.includes('/p2p-circuit')
+}
+
+/** Open connections for the memory log: all, relayed (through a circuit), and per remote peer at most. */
+function connectionCounts (conns: Array<{ remoteAddr: { toString(): string }, remotePeer: { toString(): string } }>): { conns: number, relayed: number, perPeerMax: number } {
+  const perPeer = new Map<string, number>()
+  let relayed = 0
+  for (const c of conns) {
+    if (c.remoteAddr.toString().includes('/p2p-circuit')) relayed++
+    const p = c.remotePeer.toString()
+    perPeer.set(p, (perPeer.get(p) ?? 0) + 1)
+  }
+  return { conns: conns.length, relayed, perPeerMax: Math.max(0, ...perPeer.values()) }
 }

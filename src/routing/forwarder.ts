@@ -66,6 +66,18 @@ export const DEFAULT_RELAY_MAX_RESERVATIONS = 128
  */
 export const DEFAULT_RELAY_MAX_CIRCUITS = 128
 
+/**
+ * A relayed connection with no stream for this long is closed by the peer
+ * that dialled it; the peer it arrived at closes it after twice as long (if
+ * the dialler is gone or older). Detours change with the measured RTTs, so
+ * without this every (relay, peer) pair a node ever used stayed open: a
+ * submitter in the 20-daemon soak collected ~20 inbound circuits a minute
+ * (104 connections after 4 min, each a yamux session and noise state over
+ * another yamux stream, holding the 64 KiB chunk its address was decoded
+ * from), and its RSS grew with them.
+ */
+export const DEFAULT_CIRCUIT_IDLE_MS = 30_000
+
 /** Relays a node reserves on by itself (its direct neighbours). */
 export const DEFAULT_FORWARDER_MAX_RESERVATIONS = 32
 
@@ -149,6 +161,8 @@ export interface ForwarderInit {
   maxReservations?: number
   /** Restricts the automatic reservations (e.g. to the k nearest peers). @default every peer */
   reserveOn?(relay: PeerId): boolean
+  /** Relayed connections we dialled close after this long without a stream (inbound ones after twice as long). @default 30 s */
+  circuitIdleMs?: number
 }
 
 export interface OpenStreamOptions extends AbortOptions {
@@ -231,11 +245,16 @@ export class DefaultForwarder implements Forwarder, Startable {
   private reserveChain: Promise<void> = Promise.resolve()
   private topologyId?: string
   private shutdown = new AbortController()
+  private readonly circuitIdleMs: number
+  /** Relayed connection id -> when it was first seen without a stream. */
+  private readonly idleSince = new Map<string, number>()
+  private sweeper?: ReturnType<typeof setInterval>
 
   constructor (components: ForwarderComponents, init: ForwarderInit = {}) {
     this.components = components
     this.maxReservations = init.maxReservations ?? DEFAULT_FORWARDER_MAX_RESERVATIONS
     this.reserveOn = init.reserveOn ?? (() => true)
+    this.circuitIdleMs = init.circuitIdleMs ?? DEFAULT_CIRCUIT_IDLE_MS
     this.log = components.logger.forComponent('lepton:forwarder')
   }
 
@@ -243,6 +262,8 @@ export class DefaultForwarder implements Forwarder, Startable {
 
   async start (): Promise<void> {
     this.shutdown = new AbortController()
+    this.sweeper = setInterval(() => { this.closeIdleCircuits(Date.now()) }, Math.max(10, this.circuitIdleMs / 3))
+    this.sweeper.unref?.()
     if (this.maxReservations > 0) {
       // fires once identify has shown the peer speaks HOP, for each connection
       this.topologyId = await this.components.registrar.register(RELAY_V2_HOP_CODEC, {
@@ -258,8 +279,43 @@ export class DefaultForwarder implements Forwarder, Startable {
 
   async stop (): Promise<void> {
     this.shutdown.abort()
+    clearInterval(this.sweeper)
+    this.idleSince.clear()
     if (this.topologyId != null) this.components.registrar.unregister(this.topologyId)
     this.circuits.clear()
+  }
+
+  /**
+   * Closes the relayed connections that have had no stream for
+   * `circuitIdleMs` (ours) or twice that (inbound): a detour is reused while
+   * it carries streams, and dialled again (a few ms) when next chosen.
+   */
+  private closeIdleCircuits (now: number): void {
+    const seen = new Set<string>()
+    for (const conn of this.components.connectionManager.getConnections()) {
+      if (conn.direct || conn.status !== 'open' || !conn.remoteAddr.toString().includes('/p2p-circuit')) continue
+      seen.add(conn.id)
+      if (conn.streams.length > 0) {
+        this.idleSince.delete(conn.id)
+        continue
+      }
+      const since = this.idleSince.get(conn.id)
+      if (since == null) {
+        this.idleSince.set(conn.id, now)
+        continue
+      }
+      const limit = conn.direction === 'outbound' ? this.circuitIdleMs : 2 * this.circuitIdleMs
+      if (now - since < limit) continue
+      this.idleSince.delete(conn.id)
+      seen.delete(conn.id)
+      this.log('closing relayed connection to %p idle for %d ms: %a', conn.remotePeer, now - since, conn.remoteAddr)
+      conn.close().catch(err => { conn.abort(err as Error) })
+    }
+    for (const id of this.idleSince.keys()) if (!seen.has(id)) this.idleSince.delete(id)
+    // the cache lets go of closed circuits (it held them until that pair was asked for again)
+    for (const [key, pending] of this.circuits) {
+      pending.then(conn => { if (conn.status !== 'open' && this.circuits.get(key) === pending) this.circuits.delete(key) }, () => {})
+    }
   }
 
   async openStream (peer: PeerId, protocol: string, options: OpenStreamOptions = {}): Promise<Stream> {

@@ -174,6 +174,34 @@ describe('forwarder: one-hop detour over circuit relay v2', () => {
       .rejects.toThrow()
   })
 
+  it('a relayed connection is closed once idle (never while a stream is open) and dialled again when next needed', async () => {
+    const idleMs = 300
+    const [a, b, c] = await triangle({ circuitIdleMs: idleMs })
+    await expect.poll(() => b.services.forwarder.hasReservation(c.peerId), { timeout: 10_000 }).toBe(true)
+    const relayedTo = (node: Libp2p, peer: PeerId): Connection[] => node.getConnections(peer).filter(conn => !conn.direct)
+
+    // a stream held open for many idle periods keeps its circuit
+    const held = await a.services.forwarder.openStream(b.peerId, ECHO, { via: c.peerId })
+    const circuit = connectionOf(a, b.peerId, held)
+    expect(circuit?.direct).toBe(false)
+    await new Promise(resolve => setTimeout(resolve, 8 * idleMs))
+    expect(circuit?.status).toBe('open')
+    const hello = new TextEncoder().encode('still here')
+    expect((await echoThrough(held, hello)).sha).toBe(sha256(hello))
+
+    // once its streams are done, both ends let it go; the direct connection stays
+    await expect.poll(() => relayedTo(a, b.peerId).length, { timeout: 10_000 }).toBe(0)
+    await expect.poll(() => relayedTo(b, a.peerId).length, { timeout: 10_000 }).toBe(0)
+    expect(a.getConnections(b.peerId).some(conn => conn.direct && conn.status === 'open')).toBe(true)
+
+    // the next detour dials a new circuit
+    const again = await a.services.forwarder.openStream(b.peerId, ECHO, { via: c.peerId })
+    const second = connectionOf(a, b.peerId, again)
+    expect(second?.direct).toBe(false)
+    expect(second?.id).not.toBe(circuit?.id)
+    expect((await echoThrough(again, hello)).sha).toBe(sha256(hello))
+  })
+
   it('B is reachable through C only once it holds a reservation there', async () => {
     const [a, b, c] = await triangle({ maxReservations: 0 })
     expect(b.services.forwarder.hasReservation(c.peerId)).toBe(false)

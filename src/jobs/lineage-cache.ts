@@ -5,7 +5,11 @@ import type { LineageEntry } from './run.ts'
  * Lineage of finished tasks, least recently used dropped first once it holds
  * more than `maxEntries` entries or `maxBytes` of inline outputs. (Unbounded,
  * a submitter kept every output of every job it ever ran, and read them all
- * back from the journals at each start.)
+ * back from the journals at each start.) The submitter's cache holds no
+ * outputs (maxBytes 0): they go to its blockstore when a job succeeds, and a
+ * hit reads them from there. Kept inline (~4 KiB per word-count task) they
+ * grew its memory with every task until the old 64 MiB cap: +5 MiB in a
+ * 10-minute soak. A worker's cache keeps the outputs it computed, inline.
  */
 export class LineageCache extends Map<string, LineageEntry> {
   private bytes = 0

@@ -66,7 +66,15 @@ interface TaskRec {
 
 export interface LineageEntry {
   outputCid: string
+  /** The output itself, held in memory (a worker's cache of what it computed). */
   output?: Uint8Array
+  /**
+   * The output came inline and this peer keeps it in its blockstore (the
+   * submitter's lineage; read from there on a hit, and a hit whose block is
+   * gone, e.g. after gc, is a miss). Neither this nor `output`: a large
+   * output, fetched from the mesh by CID when the job reduces.
+   */
+  stored?: boolean
 }
 
 export interface RunContext {
@@ -188,7 +196,17 @@ export class JobRun {
     for (const task of this.tasks) {
       if (task.state !== 'pending') continue
       const hit = this.ctx.lineage.get(task.key)
-      if (hit != null) await this.accept(task, hit.outputCid, hit.output, [], true)
+      if (hit == null) continue
+      let output = hit.output
+      if (hit.stored === true) {
+        output = await this.ctx.store.localBlock(CID.parse(hit.outputCid)).catch(() => undefined)
+        if (output == null) {
+          // not here any more (gc, or its job never finished): run the task
+          this.ctx.lineage.delete(task.key)
+          continue
+        }
+      }
+      await this.accept(task, hit.outputCid, output, [], true)
     }
     if (this.state !== 'running') return
     if (this.tasks.every(t => t.state === 'done')) {
@@ -348,7 +366,7 @@ export class JobRun {
     }
     task.copies.clear()
     for (const w of by) this.ctx.recordOutcome(w, true)
-    this.ctx.lineage.set(task.key, { outputCid, output })
+    this.ctx.lineage.set(task.key, { outputCid, stored: output != null })
     task.durable = false
     await this.ctx.journal.append({ t: 'done', task: task.index, cid: outputCid, out: output == null ? undefined : Buffer.from(output).toString('base64'), by, run: this.ctx.runNumber, cached: cached || undefined, ran: countsAsRun || undefined })
     task.durable = true
@@ -524,10 +542,26 @@ export class JobRun {
       const bytes = new TextEncoder().encode(JSON.stringify(result ?? null))
       const added = await this.ctx.store.add((async function * () { yield bytes })())
       this.resultCid = added.cid
+      await this.keepOutputs()
       this.result = result
       await this.end('succeeded', null)
     } catch (err) {
       await this.end('failed', `reduce failed: ${(err as Error).message}`)
+    }
+  }
+
+  /**
+   * The inline outputs go to the blockstore (unpinned), where later jobs'
+   * lineage hits read them: the lineage cache itself holds only CIDs.
+   */
+  private async keepOutputs (): Promise<void> {
+    const blocks: Array<{ cid: CID, bytes: Uint8Array }> = []
+    for (const t of this.tasks) if (t.output != null && t.outputCid != null) blocks.push({ cid: CID.parse(t.outputCid), bytes: t.output })
+    try {
+      await this.ctx.store.putBlocks(blocks)
+    } catch (err) {
+      // later jobs will compute these tasks again
+      this.ctx.log.warn('could not keep task outputs for lineage', { job: this.id, err })
     }
   }
 

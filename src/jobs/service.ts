@@ -32,9 +32,10 @@ import type { PeerId, Stream } from '@libp2p/interface'
 const FINISHED_RUNS_KEPT = 16
 /** Summaries of finished jobs kept for `lepton jobs` beyond those (newest); every job stays reachable by id from its journal. */
 const SUMMARIES_KEPT = 10_000
-/** Lineage kept for later jobs: entries, and bytes of the small outputs carried inline. */
+/** Lineage entries kept for later jobs (~300 bytes each: the outputs are in the blockstore). */
 const LINEAGE_ENTRIES = 4096
-const LINEAGE_BYTES = 64 * 1024 * 1024
+/** Outputs the lineage may hold in memory: none, they are in the blockstore. */
+const LINEAGE_BYTES = 0
 
 export interface JobsInit {
   node: LeptonNode
@@ -128,7 +129,7 @@ export class JobsService {
     for (const run of [...ended.sort((a, b) => endedAt(a) - endedAt(b)), ...toResume]) {
       for (const t of run.detail().taskList) {
         // lineage of finished tasks, for every later job
-        if (t.outputCid != null) this.lineage.set(run.taskKey(t.index), { outputCid: t.outputCid, output: run.taskOutput(t.index) })
+        if (t.outputCid != null) this.lineage.set(run.taskKey(t.index), { outputCid: t.outputCid, stored: run.taskOutput(t.index) != null })
       }
       if (run.state === 'running') continue
       this.runs.set(run.id, run)

@@ -93,6 +93,14 @@ export interface Store {
   pinRm(cid: CID): Promise<void>
   pinLs(): Promise<PinInfo[]>
   gc(): Promise<GcResult>
+  /**
+   * Stores small blocks as they are (each hashed against its CID first), in
+   * one batch, unpinned: `gc` may remove them. For data a module keeps by CID
+   * (e.g. the lineage's task outputs) without holding it in memory.
+   */
+  putBlocks(blocks: Array<{ cid: CID, bytes: Uint8Array }>): Promise<void>
+  /** A block held here (verified), or undefined; never asks the mesh. */
+  localBlock(cid: CID): Promise<Uint8Array | undefined>
   replicate(cid: CID, count: number, options?: FetchOptions): Promise<ReplicaResult>
   start(): Promise<void>
   stop(): Promise<void>

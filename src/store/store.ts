@@ -219,6 +219,27 @@ export class DefaultStore implements Store {
     return found
   }
 
+  async putBlocks (blocks: Array<{ cid: CID, bytes: Uint8Array }>): Promise<void> {
+    for (const { cid, bytes } of blocks) verifyBlock(cid, bytes)
+    if (blocks.length === 0) return
+    await this.writing(async () => {
+      await this.blockstore.writeBatch(async batch => {
+        for (const { cid, bytes } of blocks) await batch.putStored(cid, await encodeStoredAsync(bytes))
+      })
+    })
+  }
+
+  async localBlock (cid: CID): Promise<Uint8Array | undefined> {
+    if (!await this.blockstore.has(cid)) return undefined
+    try {
+      return contiguous(decodeStored(await this.blockstore.getStored(cid)))
+    } catch (err) {
+      // gone meanwhile (gc), or corrupt (getStored removed it): not held
+      if (err instanceof BlockNotFoundError || err instanceof CorruptBlockError) return undefined
+      throw err
+    }
+  }
+
   /** Makes the whole DAG local, fetching what is missing. */
   async fetch (cid: CID, options: FetchOptions = {}): Promise<FetchResult> {
     return await this.writing(async () => await this.blockstore.writeBatch(async batch => {

@@ -55,6 +55,31 @@ describe('jobs across peers in one process', () => {
     for (const t of detail.taskList) expect(t.doneBy).not.toContain(liarId)
   }, 60_000)
 
+  it('a job run again is answered from lineage, its outputs read from the blockstore (not memory); after gc they run again', async () => {
+    const [submitter] = await mesh([{}, {}])
+    const s = submitter as JobPeer
+    const text = corpus(100_000)
+    const input = join(s.dir, 'corpus.txt')
+    await writeFile(input, text)
+    const module = await writeModule(s.dir, 'wordcount.js', WORDCOUNT)
+    const run = async (): Promise<Awaited<ReturnType<typeof s.jobs.wait>>> => {
+      const detail = await s.jobs.wait((await s.jobs.submit({ module, input, partitions: 4 })).jobId)
+      expect(detail.state).toBe('succeeded')
+      expect(detail.result).toEqual(wordcountLocal(text))
+      return detail
+    }
+    expect((await run()).tasks.cached).toBe(0)
+    const again = await run()
+    expect(again.tasks.cached).toBe(4)
+    // the lineage holds CIDs only: the outputs it answered with came from the blockstore
+    expect(s.jobs.memory().lineage).toBeGreaterThanOrEqual(4)
+    expect(s.jobs.memory().lineageKiB).toBe(0)
+    // gc removes the unpinned output blocks: the lineage misses and the tasks run again, correctly
+    const collected = await s.store.gc()
+    expect(collected.removed).toBeGreaterThanOrEqual(4)
+    expect((await run()).tasks.cached).toBe(0)
+  }, 60_000)
+
   it('reduces once, however many last results land in the same moment', async () => {
     const [submitter] = await mesh([{}, {}])
     const s = submitter as JobPeer

@@ -104,7 +104,7 @@ async function benchStore (): Promise<void> {
 
     const clients = await Promise.all(mesh.daemons.map(async d => await Client.connect({ repo: d.repo })))
     const [a, b, c, d] = clients as [Client, Client, Client, Client]
-    const runs = Number(process.env.BENCH_ADD_RUNS ?? 3)
+    const runs = Number(process.env.BENCH_ADD_RUNS ?? 5)
     const added = await benchAdd(a, 'add (daemon reads the file)', file, data, runs)
 
     // text: every leaf is deflated (level 1) before it is stored

@@ -325,7 +325,13 @@ export class DefaultForwarder implements Forwarder, Startable {
       return await this.components.connectionManager.openStream(peer, protocol, rest)
     }
     const conn = await this.relayedConnection(peer, via, rest)
-    return await conn.newStream(protocol, rest)
+    try {
+      return await conn.newStream(protocol, rest)
+    } catch (err) {
+      // closed under us (idle sweep at either end, or the relay left): one new circuit
+      if (conn.status === 'open' || rest.signal?.aborted === true) throw err
+      return await (await this.relayedConnection(peer, via, rest)).newStream(protocol, rest)
+    }
   }
 
   async relayedConnection (peer: PeerId, via: PeerId, options: AbortOptions = {}): Promise<Connection> {

@@ -12,6 +12,7 @@
  *   importer in order (its own parallel batches wait for the slowest of each
  *   batch before reading on).
  */
+import { createHash } from 'node:crypto'
 import { open } from 'node:fs/promises'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
@@ -131,7 +132,7 @@ export function windowedLeafImporter (writer: LeafWriter, window = IMPORT_WINDOW
           first = false
           const work = (async (): Promise<LeafResult> => {
             const bytes = next.value
-            const cid = CID.createV1(raw.code, Digest.create(sha256.code, await hashLeaf(bytes)))
+            const cid = CID.createV1(raw.code, Digest.create(sha256.code, createHash('sha256').update(bytes).digest()))
             await writer.put(cid, bytes)
             if (recycle) writer.release?.(bytes)
             return { cid, size: BigInt(bytes.byteLength), block: bytes, unixfs: undefined }
@@ -148,16 +149,6 @@ export function windowedLeafImporter (writer: LeafWriter, window = IMPORT_WINDOW
       await Promise.allSettled(inflight)
     }
   }
-}
-
-/**
- * sha2-256 of a leaf on libuv's thread pool (WebCrypto's digest runs there):
- * the leaves of the window hash in parallel, on both cores, while the main
- * thread reads, encodes and writes. Hashed synchronously with createHash,
- * the main thread spent ~170 ms of a 256 MiB add hashing, alone.
- */
-async function hashLeaf (bytes: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest('SHA-256', bytes))
 }
 
 type ImporterModules = [typeof import('ipfs-unixfs-importer'), typeof import('ipfs-unixfs-importer/chunker'), typeof import('ipfs-unixfs-importer/layout')]

@@ -68,8 +68,8 @@ export const DEFAULT_RELAY_MAX_CIRCUITS = 128
 
 /**
  * A relayed connection with no stream for this long is closed by the peer
- * that dialled it; the peer it arrived at closes it after twice as long (if
- * the dialler is gone or older). Detours change with the measured RTTs, so
+ * that dialled it; the peer it arrived at closes it after twice as long (for
+ * a dialler that is gone, or runs a version without this sweep). Detours change with the measured RTTs, so
  * without this every (relay, peer) pair a node ever used stayed open: a
  * submitter in the 20-daemon soak collected ~20 inbound circuits a minute
  * (104 connections after 4 min, each a yamux session and noise state over
@@ -307,7 +307,6 @@ export class DefaultForwarder implements Forwarder, Startable {
       const limit = conn.direction === 'outbound' ? this.circuitIdleMs : 2 * this.circuitIdleMs
       if (now - since < limit) continue
       this.idleSince.delete(conn.id)
-      seen.delete(conn.id)
       this.log('closing relayed connection to %p idle for %d ms: %a', conn.remotePeer, now - since, conn.remoteAddr)
       conn.close().catch(err => { conn.abort(err as Error) })
     }

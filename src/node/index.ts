@@ -27,7 +27,7 @@ import type { Ping } from '@libp2p/ping'
 import type { Datastore } from 'interface-datastore'
 import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { OFFERS_TOPIC } from '../market/constants.ts'
-import { ROUTING_TOPIC } from '../routing/constants.ts'
+import { PRUNE_MIN_SAMPLES, ROUTING_TOPIC } from '../routing/constants.ts'
 
 /**
  * Peer scoring on our topics: every message a validator rejects (malformed,
@@ -126,7 +126,11 @@ export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
   const gate = new StartGate()
   // the connector prunes by RTT, which the rtt service (built alongside it) measures;
   // it only asks once the node is running
-  const rttMs = (peer: PeerId): number | undefined => node.services.rtt.rttMs(peer)
+  // what the connector prunes on: an estimate of PRUNE_MIN_SAMPLES probes or more (a peer with fewer counts as unmeasured and is kept)
+  const rttMs = (peer: PeerId): number | undefined => {
+    const stats = node.services.rtt.stats(peer)
+    return stats != null && stats.samples >= PRUNE_MIN_SAMPLES ? stats.rttMs : undefined
+  }
   const peerDiscovery: Array<(components: any) => PeerDiscovery> = []
   // loaded only when asked for: it is big, and most meshes do not use it
   if (init.mdns === true) peerDiscovery.push((await import('@libp2p/mdns')).mdns())

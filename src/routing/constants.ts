@@ -75,3 +75,10 @@ export const ROUTING_MAX_CLOCK_SKEW_MS = 5 * 60_000
 
 /** A peer pruned for topology is not redialled for this long. */
 export const PRUNED_BACKOFF_MS = 10 * 60_000
+/**
+ * RTT samples a peer needs before pruning treats it as measured (until then
+ * it is kept). One probe is not a measurement: a test run's CPU load once made
+ * the nearest peer's first sample slower than a peer 60 ms away, and it was
+ * pruned.
+ */
+export const PRUNE_MIN_SAMPLES = 3

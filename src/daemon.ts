@@ -315,7 +315,7 @@ function connectionCounts (conns: Array<{ remoteAddr: { toString(): string }, re
   const perPeer = new Map<string, number>()
   let relayed = 0
   for (const c of conns) {
-    if (c.remoteAddr.toString().includes('/p2p-circuit')) relayed++
+    if (isCircuit(c.remoteAddr.toString())) relayed++
     const p = c.remotePeer.toString()
     perPeer.set(p, (perPeer.get(p) ?? 0) + 1)
   }

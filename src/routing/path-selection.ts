@@ -130,11 +130,13 @@ export function bestPath (self: string, destination: string, peers: string[], li
 }
 
 /**
- * The route to use now, with stickiness. `current` (re-priced with today's links) is
- * kept unless the best path beats its cost by at least `switchRelative` x that cost
- * AND at least `switchAbsoluteMs`. It is dropped at once, for the best path, when one
- * of its intermediate peers left `peers`, one of its links is gone, it has more hops
- * than `maxHops` or is for another destination.
+ * The route to use now, with stickiness. The incumbent, `current` re-priced with
+ * today's links, is kept unless the best path beats its cost by at least
+ * `switchRelative` x that cost AND at least `switchAbsoluteMs`. `current` is dropped
+ * at once when one of its intermediate peers left `peers`, one of its links is gone,
+ * it has more hops than `maxHops` or is for another destination; then (or with no
+ * `current`) the direct link is the incumbent, so a detour is only taken when it
+ * beats the direct link by both margins. With no direct link, the best path wins.
  * @throws {NoRouteError} when no path reaches the destination.
  */
 export function selectRoute (self: string, destination: string, peers: string[], links: LinkTable, current: Route | undefined, config?: Partial<PathSelectionConfig>): Route {
@@ -164,7 +166,11 @@ interface Edge { rttMs: number, cost: number }
 function choose (self: string, destination: string, peers: string[], links: LinkTable, current: Route | undefined, cfg: PathSelectionConfig): Route | undefined {
   const { best, direct } = search(self, destination, peers, links, cfg)
   if (best == null) return undefined
-  const kept = current == null ? undefined : reprice(self, destination, peers, links, current, cfg)
+  // The incumbent is the current route while it is usable, else the direct link: a
+  // detour costs every hop's CPU and a relayed connection, so even a first choice must
+  // beat the direct link by the margins (a noisy sample must not buy a detour).
+  const kept = (current == null ? undefined : reprice(self, destination, peers, links, current, cfg)) ??
+    (direct == null ? undefined : { path: [destination], ...direct })
   if (kept == null) return toRoute(destination, best, direct)
   const gain = kept.cost - best.cost
   const switchNow = gain > COST_EPSILON_MS &&

@@ -184,8 +184,23 @@ describe('bestPath', () => {
 describe('selectRoute', () => {
   const direct100 = select([m('A', 'B', 100)], undefined)
 
-  it('takes the best path when there is no current route', () => {
+  it('with no current route, takes a detour only when it beats the direct link by both margins', () => {
     expect(select([m('A', 'B', 200), m('A', 'C', 10), m('C', 'B', 10)], undefined).path).toEqual(['C', 'B'])
+    // 95 ms vs 100 ms: the best path, but not by 10%
+    const links = [m('A', 'B', 100), m('A', 'C', 45), m('C', 'B', 50)]
+    expect(bestPath('A', 'B', ['C'], linkTable(links))?.path).toEqual(['C', 'B'])
+    expect(select(links, undefined).path).toEqual(['B'])
+    // 8.5 ms vs 10 ms: 15% faster, but not by 2 ms
+    expect(select([m('A', 'B', 10), m('A', 'C', 4), m('C', 'B', 4.5)], undefined).path).toEqual(['B'])
+    // exactly at the margins it switches
+    expect(select([m('A', 'B', 100), m('A', 'C', 40), m('C', 'B', 50)], undefined).path).toEqual(['C', 'B'])
+    // an estimated direct link is priced with its penalty: 100 x 1.2 = 120 vs 95 measured
+    expect(select([{ from: 'A', to: 'B', rttMs: 100, measured: false }, m('A', 'C', 45), m('C', 'B', 50)], undefined).path).toEqual(['C', 'B'])
+  })
+
+  it('takes the best detour when there is no direct link, however small its lead', () => {
+    const links = [m('A', 'C', 50), m('C', 'B', 50), m('A', 'D', 49), m('D', 'B', 50)]
+    expect(select(links, undefined, ['C', 'D']).path).toEqual(['D', 'B'])
   })
 
   it('keeps the direct route when a detour is faster but not by 10% (100 ms vs 95 ms)', () => {
@@ -262,14 +277,17 @@ describe('selectRoute', () => {
     const links = [m('A', 'B', 100), m('A', 'C', 10), m('C', 'D', 10), m('D', 'B', 10), m('A', 'D', 85)]
     const twoHop = select(links, undefined)
     expect(twoHop.path).toEqual(['C', 'D', 'B'])
-    // re-chosen from scratch: the best 1-hop path, though the direct link is within the margins
-    expect(select(links, twoHop, undefined, { maxHops: 1 }).path).toEqual(['D', 'B'])
+    // dropped, so the direct link is the incumbent: the best 1-hop path (95 ms) is within its margins
+    expect(select(links, twoHop, undefined, { maxHops: 1 }).path).toEqual(['B'])
+    expect(select([...links.filter(l => l.from !== 'A' || l.to !== 'D'), m('A', 'D', 70)], twoHop, undefined, { maxHops: 1 }).path).toEqual(['D', 'B'])
   })
 
   it('ignores a current route for another destination', () => {
     const links = [m('A', 'B', 100), m('A', 'C', 45), m('C', 'B', 50)]
-    const other: Route = { destination: 'Z', path: ['Z'], rttMs: 1, directRttMs: 1, improvement: 0 }
-    expect(select(links, other).path).toEqual(['C', 'B'])
+    const viaC: Route = { destination: 'Z', path: ['C', 'Z'], rttMs: 1, directRttMs: 1, improvement: 0 }
+    // not kept as a detour to B: the direct link, within the margins of the best, is chosen
+    expect(select(links, viaC).path).toEqual(['B'])
+    expect(select([m('A', 'B', 100), m('A', 'C', 40), m('C', 'B', 40)], viaC).path).toEqual(['C', 'B'])
   })
 
   it('throws NoRouteError when nothing reaches the destination', () => {
@@ -292,15 +310,16 @@ describe('selectRoutes', () => {
   it('routes every reachable destination, with stickiness per destination, skipping the rest', () => {
     const links = linkTable([
       m('A', 'B', 200), m('A', 'C', 10), m('C', 'B', 10),
-      m('A', 'D', 100), m('C', 'D', 85), m('A', 'E', 5)
+      m('A', 'D', 95), m('C', 'D', 90), m('A', 'E', 5)
     ])
-    const current = new Map<string, Route>([['D', { destination: 'D', path: ['D'], rttMs: 100, directRttMs: 100, improvement: 0 }]])
+    // D's current detour (100 ms) is kept: the direct link (95 ms) is not better by 10%
+    const current = new Map<string, Route>([['D', { destination: 'D', path: ['C', 'D'], rttMs: 100, directRttMs: 95, improvement: -0.05 }]])
     const routes = selectRoutes('A', ['B', 'D', 'E', 'F', 'A', 'B'], ['C', 'D', 'E'], links, current)
     expect([...routes.keys()]).toEqual(['B', 'D', 'E'])
     expect(routes.get('B')?.path).toEqual(['C', 'B'])
-    expect(routes.get('D')?.path).toEqual(['D'])
+    expect(routes.get('D')?.path).toEqual(['C', 'D'])
     expect(routes.get('E')?.path).toEqual(['E'])
-    expect(selectRoutes('A', ['D'], ['C'], links, new Map()).get('D')?.path).toEqual(['C', 'D'])
+    expect(selectRoutes('A', ['D'], ['C'], links, new Map()).get('D')?.path).toEqual(['D'])
   })
 })
 

@@ -3,8 +3,9 @@ import { LeptonError } from '../errors.ts'
 /**
  * Overlay path selection (RON / Detour style): per destination, pick the direct
  * link or a detour through one or two intermediate peers, and stick with the
- * current choice unless another is better by a margin that is both relative and
- * absolute, so routes do not flap. Pure and deterministic: no I/O, no clock, no
+ * current choice unless another is better by a margin that is relative, absolute
+ * and larger than the links' measured jitter, so routes do not flap and noise
+ * does not buy a detour. Pure and deterministic: no I/O, no clock, no
  * randomness. All times are round-trip times in milliseconds.
  *
  * Cost: a path of n candidate peers is searched in O(n^2) per destination (every
@@ -19,12 +20,14 @@ export interface Link {
   /** Round-trip time in ms. */
   rttMs: number
   measured: boolean
+  /** Measured jitter of the link in ms (how much its RTT samples vary), if known. */
+  jitterMs?: number
 }
 
 /** Known RTTs between peers. Links are symmetric: `rttMs(a, b)` answers for either direction. */
 export interface LinkTable {
   /** Round-trip time in ms of the link between `from` and `to`, or undefined if unknown. */
-  rttMs: (from: string, to: string) => { rttMs: number, measured: boolean } | undefined
+  rttMs: (from: string, to: string) => { rttMs: number, measured: boolean, jitterMs?: number } | undefined
 }
 
 /** A chosen route to one destination. */
@@ -53,6 +56,11 @@ export interface PathSelectionConfig {
   switchRelative: number
   /** ...and at least this many ms faster. */
   switchAbsoluteMs: number
+  /**
+   * ...and faster by more than this many times the summed jitter of both paths'
+   * links (where known): a gain smaller than the noise of the estimates is noise.
+   */
+  switchJitterFactor: number
   /** Estimated (unmeasured) links count as this many times slower (>= 1), so measured links win ties. */
   estimatePenalty: number
 }
@@ -63,6 +71,12 @@ export const DEFAULT_MAX_HOPS = 2
 export const DEFAULT_SWITCH_RELATIVE = 0.1
 /** Default absolute switching margin in ms. */
 export const DEFAULT_SWITCH_ABSOLUTE_MS = 2
+/**
+ * Default jitter factor. The best of many noisy detours looks faster than the
+ * direct link by luck alone (the least of n estimates sits ~2 standard deviations
+ * low for n ~ 20); jitter is about one standard deviation of the samples.
+ */
+export const DEFAULT_SWITCH_JITTER_FACTOR = 2
 /** Default multiplier on the RTT of estimated links. */
 export const DEFAULT_ESTIMATE_PENALTY = 1.2
 /** Costs (ms) closer than this are equal, so float rounding in sums cannot break ties. */
@@ -73,6 +87,7 @@ export const DEFAULT_PATH_SELECTION: Readonly<PathSelectionConfig> = Object.free
   maxHops: DEFAULT_MAX_HOPS,
   switchRelative: DEFAULT_SWITCH_RELATIVE,
   switchAbsoluteMs: DEFAULT_SWITCH_ABSOLUTE_MS,
+  switchJitterFactor: DEFAULT_SWITCH_JITTER_FACTOR,
   estimatePenalty: DEFAULT_ESTIMATE_PENALTY
 })
 
@@ -85,27 +100,33 @@ export class NoRouteError extends LeptonError {
  * Builds a {@link LinkTable} from a list of links, direction-blind. Per pair, measured
  * links win over estimates; several values of the same kind (both directions, or
  * repeats) are averaged: both ends time the same round trip, so the mean halves the
- * noise where the minimum would bias every link towards its luckiest sample.
+ * noise where the minimum would bias every link towards its luckiest sample. Jitter
+ * (of measured links) is averaged the same way.
  * Self-links and non-finite or negative RTTs are ignored.
  */
 export function linkTable (links: Iterable<Link>): LinkTable {
-  const acc = new Map<string, { mSum: number, mCount: number, eSum: number, eCount: number }>()
+  const acc = new Map<string, { mSum: number, mCount: number, eSum: number, eCount: number, jSum: number, jCount: number }>()
   for (const link of links) {
     if (link.from === link.to || !Number.isFinite(link.rttMs) || link.rttMs < 0) continue
     const key = pairKey(link.from, link.to)
-    const entry = acc.get(key) ?? { mSum: 0, mCount: 0, eSum: 0, eCount: 0 }
+    const entry = acc.get(key) ?? { mSum: 0, mCount: 0, eSum: 0, eCount: 0, jSum: 0, jCount: 0 }
     if (link.measured) {
       entry.mSum += link.rttMs
       entry.mCount++
+      if (link.jitterMs != null && Number.isFinite(link.jitterMs) && link.jitterMs >= 0) {
+        entry.jSum += link.jitterMs
+        entry.jCount++
+      }
     } else {
       entry.eSum += link.rttMs
       entry.eCount++
     }
     acc.set(key, entry)
   }
-  const table = new Map<string, { rttMs: number, measured: boolean }>()
+  const table = new Map<string, { rttMs: number, measured: boolean, jitterMs?: number }>()
   for (const [key, e] of acc) {
-    table.set(key, e.mCount > 0 ? { rttMs: e.mSum / e.mCount, measured: true } : { rttMs: e.eSum / e.eCount, measured: false })
+    if (e.mCount === 0) table.set(key, { rttMs: e.eSum / e.eCount, measured: false })
+    else table.set(key, { rttMs: e.mSum / e.mCount, measured: true, ...(e.jCount > 0 ? { jitterMs: e.jSum / e.jCount } : {}) })
   }
   return {
     rttMs: (from, to) => {
@@ -132,7 +153,8 @@ export function bestPath (self: string, destination: string, peers: string[], li
 /**
  * The route to use now, with stickiness. The incumbent, `current` re-priced with
  * today's links, is kept unless the best path beats its cost by at least
- * `switchRelative` x that cost AND at least `switchAbsoluteMs`. `current` is dropped
+ * `switchRelative` x that cost AND at least `switchAbsoluteMs` AND at least
+ * `switchJitterFactor` x the summed jitter of both paths' links. `current` is dropped
  * at once when one of its intermediate peers left `peers`, one of its links is gone,
  * it has more hops than `maxHops` or is for another destination; then (or with no
  * `current`) the direct link is the incumbent, so a detour is only taken when it
@@ -160,8 +182,8 @@ export function selectRoutes (self: string, destinations: string[], peers: strin
   return routes
 }
 
-interface Priced { path: string[], rttMs: number, cost: number }
-interface Edge { rttMs: number, cost: number }
+interface Priced { path: string[], rttMs: number, cost: number, jitterMs: number }
+interface Edge { rttMs: number, cost: number, jitterMs: number }
 
 function choose (self: string, destination: string, peers: string[], links: LinkTable, current: Route | undefined, cfg: PathSelectionConfig): Route | undefined {
   const { best, direct } = search(self, destination, peers, links, cfg)
@@ -175,7 +197,8 @@ function choose (self: string, destination: string, peers: string[], links: Link
   const gain = kept.cost - best.cost
   const switchNow = gain > COST_EPSILON_MS &&
     gain + COST_EPSILON_MS >= cfg.switchRelative * kept.cost &&
-    gain + COST_EPSILON_MS >= cfg.switchAbsoluteMs
+    gain + COST_EPSILON_MS >= cfg.switchAbsoluteMs &&
+    gain + COST_EPSILON_MS >= cfg.switchJitterFactor * (kept.jitterMs + best.jitterMs)
   return toRoute(destination, switchNow ? best : kept, direct)
 }
 
@@ -183,8 +206,8 @@ function search (self: string, destination: string, peers: string[], links: Link
   if (self === destination) return { best: undefined, direct: undefined }
   const direct = edge(links, self, destination, cfg.estimatePenalty)
   let best: Priced | undefined = direct == null ? undefined : { path: [destination], ...direct }
-  const consider = (path: string[], rttMs: number, cost: number): void => {
-    if (best == null || better(cost, path, best)) best = { path, rttMs, cost }
+  const consider = (path: string[], rttMs: number, cost: number, jitterMs: number): void => {
+    if (best == null || better(cost, path, best)) best = { path, rttMs, cost, jitterMs }
   }
   const candidates = [...new Set(peers)].filter(p => p !== self && p !== destination).sort()
   const first = new Map<string, Edge>()
@@ -197,14 +220,14 @@ function search (self: string, destination: string, peers: string[], links: Link
   }
   for (const [a, ea] of first) {
     const eb = last.get(a)
-    if (eb != null) consider([a, destination], ea.rttMs + eb.rttMs, ea.cost + eb.cost)
+    if (eb != null) consider([a, destination], ea.rttMs + eb.rttMs, ea.cost + eb.cost, ea.jitterMs + eb.jitterMs)
   }
   if (cfg.maxHops >= 2) {
     for (const [a, ea] of first) {
       for (const [b, eb] of last) {
         if (a === b) continue
         const mid = edge(links, a, b, cfg.estimatePenalty)
-        if (mid != null) consider([a, b, destination], ea.rttMs + mid.rttMs + eb.rttMs, ea.cost + mid.cost + eb.cost)
+        if (mid != null) consider([a, b, destination], ea.rttMs + mid.rttMs + eb.rttMs, ea.cost + mid.cost + eb.cost, ea.jitterMs + mid.jitterMs + eb.jitterMs)
       }
     }
   }
@@ -223,20 +246,23 @@ function reprice (self: string, destination: string, peers: string[], links: Lin
   let from = self
   let rttMs = 0
   let cost = 0
+  let jitterMs = 0
   for (const to of path) {
     const e = edge(links, from, to, cfg.estimatePenalty)
     if (e == null) return undefined
     rttMs += e.rttMs
     cost += e.cost
+    jitterMs += e.jitterMs
     from = to
   }
-  return { path: [...path], rttMs, cost }
+  return { path: [...path], rttMs, cost, jitterMs }
 }
 
 function edge (links: LinkTable, from: string, to: string, penalty: number): Edge | undefined {
   const link = links.rttMs(from, to) ?? links.rttMs(to, from)
   if (link == null || !Number.isFinite(link.rttMs) || link.rttMs < 0) return undefined
-  return { rttMs: link.rttMs, cost: link.measured ? link.rttMs : link.rttMs * penalty }
+  const jitterMs = link.jitterMs != null && Number.isFinite(link.jitterMs) && link.jitterMs > 0 ? link.jitterMs : 0
+  return { rttMs: link.rttMs, cost: link.measured ? link.rttMs : link.rttMs * penalty, jitterMs }
 }
 
 function better (cost: number, path: string[], than: Priced): boolean {
@@ -265,11 +291,13 @@ function resolveConfig (config: Partial<PathSelectionConfig> = {}): PathSelectio
     maxHops: config.maxHops ?? DEFAULT_MAX_HOPS,
     switchRelative: config.switchRelative ?? DEFAULT_SWITCH_RELATIVE,
     switchAbsoluteMs: config.switchAbsoluteMs ?? DEFAULT_SWITCH_ABSOLUTE_MS,
+    switchJitterFactor: config.switchJitterFactor ?? DEFAULT_SWITCH_JITTER_FACTOR,
     estimatePenalty: config.estimatePenalty ?? DEFAULT_ESTIMATE_PENALTY
   }
   if (cfg.maxHops !== 1 && cfg.maxHops !== 2) throw new RangeError(`maxHops must be 1 or 2, got ${String(cfg.maxHops)}`)
   if (!(cfg.switchRelative >= 0 && cfg.switchRelative < 1)) throw new RangeError(`switchRelative must be in [0, 1), got ${cfg.switchRelative}`)
   if (!(cfg.switchAbsoluteMs >= 0 && Number.isFinite(cfg.switchAbsoluteMs))) throw new RangeError(`switchAbsoluteMs must be >= 0, got ${cfg.switchAbsoluteMs}`)
+  if (!(cfg.switchJitterFactor >= 0 && Number.isFinite(cfg.switchJitterFactor))) throw new RangeError(`switchJitterFactor must be >= 0, got ${cfg.switchJitterFactor}`)
   if (!(cfg.estimatePenalty >= 1 && Number.isFinite(cfg.estimatePenalty))) throw new RangeError(`estimatePenalty must be >= 1, got ${cfg.estimatePenalty}`)
   return cfg
 }

@@ -134,11 +134,11 @@ export class Router {
     }
   }
 
-  private measuredLinks (): Array<{ peerId: string, rttMs: number }> {
-    const out: Array<{ peerId: string, rttMs: number }> = []
+  private measuredLinks (): Array<{ peerId: string, rttMs: number, jitterMs: number }> {
+    const out: Array<{ peerId: string, rttMs: number, jitterMs: number }> = []
     for (const peer of this.node.getPeers()) {
-      const rttMs = this.node.services.rtt.rttMs(peer)
-      if (rttMs != null) out.push({ peerId: peer.toString(), rttMs })
+      const stats = this.node.services.rtt.stats(peer)
+      if (stats != null) out.push({ peerId: peer.toString(), rttMs: stats.rttMs, jitterMs: stats.jitterMs })
     }
     return out.sort((a, b) => a.rttMs - b.rttMs).slice(0, ROUTING_MAX_LINKS)
   }
@@ -183,11 +183,12 @@ export class Router {
     const links: Link[] = []
     const measured = new Set<string>()
     const key = (a: string, b: string): string => a < b ? `${a}|${b}` : `${b}|${a}`
-    const add = (from: string, to: string, rttMs: number, isMeasured: boolean): void => {
-      links.push({ from, to, rttMs, measured: isMeasured })
+    const add = (from: string, to: string, rttMs: number, isMeasured: boolean, jitterMs?: number): void => {
+      links.push({ from, to, rttMs, measured: isMeasured, ...(jitterMs != null ? { jitterMs } : {}) })
       if (isMeasured) measured.add(key(from, to))
     }
-    for (const l of this.measuredLinks()) add(self, l.peerId, l.rttMs, true)
+    // our own links carry their jitter (announced ones do not): path selection will not switch on a gain within the noise
+    for (const l of this.measuredLinks()) add(self, l.peerId, l.rttMs, true, l.jitterMs)
     const coordinates = new Map<string, Coordinate>([[self, this.vivaldi.coordinate()]])
     for (const peerId of [...this.heard.keys()]) {
       const a = this.fresh(peerId)

@@ -5,6 +5,7 @@ import {
   DEFAULT_MAX_HOPS,
   DEFAULT_PATH_SELECTION,
   DEFAULT_SWITCH_ABSOLUTE_MS,
+  DEFAULT_SWITCH_JITTER_FACTOR,
   DEFAULT_SWITCH_RELATIVE,
   NoRouteError,
   bestPath,
@@ -18,6 +19,11 @@ import { mulberry32 } from '../../src/random.ts'
 /** A measured link. */
 function m (from: string, to: string, rttMs: number): Link {
   return { from, to, rttMs, measured: true }
+}
+
+/** A measured link whose samples vary by `jitterMs`. */
+function mj (from: string, to: string, rttMs: number, jitterMs: number): Link {
+  return { from, to, rttMs, measured: true, jitterMs }
 }
 
 /** A Vivaldi estimate. */
@@ -60,12 +66,19 @@ describe('linkTable', () => {
     expect(t.rttMs('A', 'C')).toBeUndefined()
     expect(t.rttMs('A', 'D')).toEqual({ rttMs: 7, measured: true })
   })
+
+  it('averages the jitter of measured links (where given), and keeps none for estimates', () => {
+    expect(linkTable([mj('A', 'B', 10, 2), mj('B', 'A', 20, 6)]).rttMs('A', 'B')).toEqual({ rttMs: 15, measured: true, jitterMs: 4 })
+    expect(linkTable([mj('A', 'B', 10, 2), m('B', 'A', 20)]).rttMs('A', 'B')).toEqual({ rttMs: 15, measured: true, jitterMs: 2 })
+    expect(linkTable([mj('A', 'B', 10, Number.NaN), mj('A', 'B', 10, -1)]).rttMs('A', 'B')).toEqual({ rttMs: 10, measured: true })
+    expect(linkTable([{ ...e('A', 'B', 10), jitterMs: 3 }]).rttMs('A', 'B')).toEqual({ rttMs: 10, measured: false })
+  })
 })
 
 describe('defaults', () => {
   it('names every default', () => {
-    expect(DEFAULT_PATH_SELECTION).toEqual({ maxHops: 2, switchRelative: 0.1, switchAbsoluteMs: 2, estimatePenalty: 1.2 })
-    expect([DEFAULT_MAX_HOPS, DEFAULT_SWITCH_RELATIVE, DEFAULT_SWITCH_ABSOLUTE_MS, DEFAULT_ESTIMATE_PENALTY]).toEqual([2, 0.1, 2, 1.2])
+    expect(DEFAULT_PATH_SELECTION).toEqual({ maxHops: 2, switchRelative: 0.1, switchAbsoluteMs: 2, switchJitterFactor: 2, estimatePenalty: 1.2 })
+    expect([DEFAULT_MAX_HOPS, DEFAULT_SWITCH_RELATIVE, DEFAULT_SWITCH_ABSOLUTE_MS, DEFAULT_SWITCH_JITTER_FACTOR, DEFAULT_ESTIMATE_PENALTY]).toEqual([2, 0.1, 2, 2, 1.2])
     expect(Object.isFrozen(DEFAULT_PATH_SELECTION)).toBe(true)
   })
 
@@ -74,6 +87,8 @@ describe('defaults', () => {
     expect(() => bestPath('A', 'B', [], t, { maxHops: 3 as 2 })).toThrow(RangeError)
     expect(() => bestPath('A', 'B', [], t, { switchRelative: 1 })).toThrow(RangeError)
     expect(() => bestPath('A', 'B', [], t, { switchAbsoluteMs: -1 })).toThrow(RangeError)
+    expect(() => bestPath('A', 'B', [], t, { switchJitterFactor: -1 })).toThrow(RangeError)
+    expect(() => bestPath('A', 'B', [], t, { switchJitterFactor: Infinity })).toThrow(RangeError)
     expect(() => bestPath('A', 'B', [], t, { estimatePenalty: 0.5 })).toThrow(RangeError)
     expect(() => bestPath('A', 'B', [], t, { estimatePenalty: Number.NaN })).toThrow(RangeError)
   })
@@ -196,6 +211,23 @@ describe('selectRoute', () => {
     expect(select([m('A', 'B', 100), m('A', 'C', 40), m('C', 'B', 50)], undefined).path).toEqual(['C', 'B'])
     // an estimated direct link is priced with its penalty: 100 x 1.2 = 120 vs 95 measured
     expect(select([{ from: 'A', to: 'B', rttMs: 100, measured: false }, m('A', 'C', 45), m('C', 'B', 50)], undefined).path).toEqual(['C', 'B'])
+  })
+
+  it('does not switch on a gain within the noise: 2 x the summed jitter of both paths\' links', () => {
+    // 85 ms vs 100 ms beats the 10% and 2 ms margins...
+    const quiet = [m('A', 'B', 100), m('A', 'C', 45), m('C', 'B', 40)]
+    expect(select(quiet, undefined).path).toEqual(['C', 'B'])
+    // ...but not a direct link whose samples vary by 10 ms (2 x 10 = 20 > 15)
+    expect(select([mj('A', 'B', 100, 10), m('A', 'C', 45), m('C', 'B', 40)], undefined).path).toEqual(['B'])
+    // the detour's own jitter counts too: 2 x (3 + 5) = 16 > 15, 2 x (3 + 4) = 14 <= 15
+    expect(select([mj('A', 'B', 100, 3), mj('A', 'C', 45, 5), m('C', 'B', 40)], undefined).path).toEqual(['B'])
+    expect(select([mj('A', 'B', 100, 3), mj('A', 'C', 45, 4), m('C', 'B', 40)], undefined).path).toEqual(['C', 'B'])
+    // and it holds a current detour against a direct link that only looks better within the noise
+    const viaC = select(quiet, undefined)
+    expect(select([m('A', 'B', 70), mj('A', 'C', 45, 10), m('C', 'B', 40)], viaC).path).toEqual(['C', 'B'])
+    expect(select([m('A', 'B', 60), mj('A', 'C', 45, 10), m('C', 'B', 40)], viaC).path).toEqual(['B'])
+    // a factor of 0 turns it off
+    expect(select([mj('A', 'B', 100, 10), m('A', 'C', 45), m('C', 'B', 40)], undefined, undefined, { switchJitterFactor: 0 }).path).toEqual(['C', 'B'])
   })
 
   it('takes the best detour when there is no direct link, however small its lead', () => {

@@ -1,11 +1,13 @@
 /**
  * Route choice from measured RTTs, with per-link delays injected into the RTT
  * monitor's echoes (the kernel here has no netem): A-B 200 ms, A-C and C-B
- * 10 ms. This checks the route table; forwarding along it is not built yet.
+ * 10 ms; and a busy destination whose echoes lag at random. This checks the
+ * route table (forwarding along it: forwarding.spec.ts).
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { createNode } from '../../src/node/index.ts'
 import { Router } from '../../src/routing/index.ts'
+import { mulberry32 } from '../../src/random.ts'
 import type { LeptonNode } from '../../src/node/index.ts'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { PeerId } from '@libp2p/interface'
@@ -19,11 +21,11 @@ describe('router', () => {
   })
 
   it('routes A to B through C when the direct link is slow, and back direct when C goes', async () => {
-    const delays = new Map<string, number>() // "x>y": delay x adds when echoing y's probes
+    const delays = new Map<string, number | (() => number)>() // "x>y": delay x adds when echoing y's probes
     const names = new Map<string, string>()
     const make = async (name: string): Promise<LeptonNode> => {
       const node = await createNode({
-        rtt: { intervalMs: 200, echoDelayMs: (peer: PeerId) => delays.get(`${name}>${names.get(peer.toString()) ?? ''}`) ?? 0 },
+        rtt: { intervalMs: 200, echoDelayMs: (peer: PeerId) => delayOf(delays, `${name}>${names.get(peer.toString()) ?? ''}`) },
         connector: { intervalMs: 200 }
       })
       names.set(node.peerId.toString(), name)
@@ -61,4 +63,51 @@ describe('router', () => {
     await c.stop()
     await expect.poll(() => routeToB()?.path, { timeout: 10_000, interval: 250 }).toEqual(['B'])
   })
+
+  it('keeps a busy destination on the direct link: a gain within the jitter of the links buys no detour', async () => {
+    // A-B 20 ms and A-C-B 10 + 10 ms: equal paths. B is busy: every round trip to or from it
+    // gains 0-60 ms of queueing at random (its echoes, and its own probes' echoes, as its event loop would)
+    const random = mulberry32(61)
+    const lag = (ms: number) => () => ms + random() * 60
+    const delays = new Map<string, number | (() => number)>([
+      ['A>B', lag(20)], ['B>A', lag(20)], ['C>B', lag(10)], ['B>C', lag(10)], ['A>C', 10], ['C>A', 10]
+    ])
+    const names = new Map<string, string>()
+    const make = async (name: string): Promise<LeptonNode> => {
+      const node = await createNode({
+        rtt: { intervalMs: 100, echoDelayMs: (peer: PeerId) => delayOf(delays, `${name}>${names.get(peer.toString()) ?? ''}`) },
+        connector: { intervalMs: 200 }
+      })
+      names.set(node.peerId.toString(), name)
+      nodes.push(node)
+      const router = new Router(node, { gossipIntervalMs: 300, updateIntervalMs: 100 })
+      router.start()
+      routers.push(router)
+      return node
+    }
+    const a = await make('A')
+    const b = await make('B')
+    const c = await make('C')
+    await b.dial(a.getMultiaddrs()[0] as Multiaddr)
+    await c.dial(a.getMultiaddrs()[0] as Multiaddr)
+    await c.dial(b.getMultiaddrs()[0] as Multiaddr)
+    const routerA = routers[0] as Router
+    const routeToB = (): string[] | undefined => routerA.routes().find(x => x.destination === b.peerId.toString())?.path.map(p => names.get(p) ?? p)
+    // every link measured (and C's announcement heard) before we watch
+    await expect.poll(() => routeToB() != null && routerA.routes().length === 2 && a.services.rtt.stats(c.peerId) != null, { timeout: 20_000, interval: 100 }).toBe(true)
+    const paths = new Map<string, number>()
+    const until = Date.now() + 12_000
+    while (Date.now() < until) {
+      const path = routeToB()?.join('>') ?? 'none'
+      paths.set(path, (paths.get(path) ?? 0) + 1)
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+    console.log(`A->B over 12 s of noisy RTTs (jitter of A-B ${a.services.rtt.stats(b.peerId)?.jitterMs.toFixed(1)} ms):`, Object.fromEntries(paths))
+    expect([...paths.keys()]).toEqual(['B'])
+  }, 60_000)
 })
+
+function delayOf (delays: Map<string, number | (() => number)>, link: string): number {
+  const d = delays.get(link) ?? 0
+  return typeof d === 'function' ? d() : d
+}

@@ -13,6 +13,8 @@ interface AnnouncementWire {
   adjustment: number
   linkPeers: Uint8Array[]
   linkRttUs: number[]
+  /** Jitter of each link in us; absent (empty) from peers that predate it. */
+  linkJitterUs: number[]
   timestampMs: number
 }
 
@@ -23,13 +25,14 @@ const codec = defineMessage<AnnouncementWire>({
   adjustment: { no: 4, type: 'double' },
   linkPeers: { no: 5, type: 'bytes', repeated: true, maxItems: ROUTING_MAX_LINKS },
   linkRttUs: { no: 6, type: 'uint32', repeated: true, maxItems: ROUTING_MAX_LINKS },
-  timestampMs: { no: 7, type: 'uint64' }
+  timestampMs: { no: 7, type: 'uint64' },
+  linkJitterUs: { no: 8, type: 'uint32', repeated: true, maxItems: ROUTING_MAX_LINKS }
 })
 
 export interface Announcement {
   coordinate: Coordinate
-  /** Measured RTTs from the announcing peer, in ms. */
-  links: Array<{ peerId: string, rttMs: number }>
+  /** Measured RTTs (and their jitter, when known) from the announcing peer, in ms. */
+  links: Array<{ peerId: string, rttMs: number, jitterMs?: number }>
   timestampMs: number
 }
 
@@ -38,7 +41,9 @@ export function encodeAnnouncement (a: Announcement, peerIdOf: (id: string) => P
   return codec.encode({
     ...a.coordinate,
     linkPeers: links.map(l => peerIdOf(l.peerId).toMultihash().bytes),
-    linkRttUs: links.map(l => Math.min(0xffffffff, Math.max(1, Math.round(l.rttMs * 1000)))),
+    linkRttUs: links.map(l => micros(l.rttMs, 1)),
+    // all or none: one entry per link
+    linkJitterUs: links.every(l => l.jitterMs != null) ? links.map(l => micros(l.jitterMs ?? 0, 0)) : [],
     timestampMs: a.timestampMs
   })
 }
@@ -52,6 +57,7 @@ export function decodeAnnouncement (data: Uint8Array, dimensionality: number): A
     throw new ProtocolViolationError('routing announcement carries an invalid coordinate')
   }
   if (w.linkPeers.length !== w.linkRttUs.length) throw new ProtocolViolationError('routing announcement: link peers and RTTs differ in number')
+  if (w.linkJitterUs.length !== 0 && w.linkJitterUs.length !== w.linkPeers.length) throw new ProtocolViolationError('routing announcement: link peers and jitters differ in number')
   const links = w.linkPeers.map((bytes, i) => {
     let peerId: string
     try {
@@ -59,7 +65,12 @@ export function decodeAnnouncement (data: Uint8Array, dimensionality: number): A
     } catch {
       throw new ProtocolViolationError('routing announcement carries an invalid peer id')
     }
-    return { peerId, rttMs: (w.linkRttUs[i] as number) / 1000 }
+    const jitterUs = w.linkJitterUs[i]
+    return { peerId, rttMs: (w.linkRttUs[i] as number) / 1000, ...(jitterUs != null ? { jitterMs: jitterUs / 1000 } : {}) }
   })
   return { coordinate: { vec: w.vec, height: w.height, error: w.error, adjustment: w.adjustment }, links, timestampMs: w.timestampMs }
+}
+
+function micros (ms: number, least: number): number {
+  return Math.min(0xffffffff, Math.max(least, Math.round(ms * 1000)))
 }

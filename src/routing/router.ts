@@ -187,14 +187,14 @@ export class Router {
       links.push({ from, to, rttMs, measured: isMeasured, ...(jitterMs != null ? { jitterMs } : {}) })
       if (isMeasured) measured.add(key(from, to))
     }
-    // our own links carry their jitter (announced ones do not): path selection will not switch on a gain within the noise
+    // links carry their jitter: path selection does not switch on a gain within the noise
     for (const l of this.measuredLinks()) add(self, l.peerId, l.rttMs, true, l.jitterMs)
     const coordinates = new Map<string, Coordinate>([[self, this.vivaldi.coordinate()]])
     for (const peerId of [...this.heard.keys()]) {
       const a = this.fresh(peerId)
       if (a == null) continue
       coordinates.set(peerId, a.coordinate)
-      for (const l of a.links) if (l.peerId !== self || !measured.has(key(peerId, self))) add(peerId, l.peerId, l.rttMs, true)
+      for (const l of a.links) if (l.peerId !== self || !measured.has(key(peerId, self))) add(peerId, l.peerId, l.rttMs, true, l.jitterMs)
     }
     // estimates only where nothing is measured
     const known = [...coordinates.keys()]

@@ -3,7 +3,11 @@ import { RTT_EWMA_ALPHA, RTT_WINDOW } from './constants.ts'
 export interface RttStats {
   /** Filtered estimate: EWMA over the median of the last samples. */
   rttMs: number
-  /** Smoothed absolute difference between consecutive samples. */
+  /**
+   * Smoothed absolute difference between consecutive samples (RFC 3550's
+   * interarrival jitter), starting from half the first sample as RFC 6298
+   * starts RTTVAR: a link is noisy until its samples show otherwise.
+   */
   jitterMs: number
   /** Share of probes lost, smoothed over roughly the last 20. */
   lossRate: number
@@ -34,6 +38,7 @@ export class RttEstimator {
   addSample (rttMs: number): void {
     if (!Number.isFinite(rttMs) || rttMs < 0) return
     if (this.last !== undefined) this.jitter += (Math.abs(rttMs - this.last) - this.jitter) / 8
+    else this.jitter = rttMs / 2
     this.last = rttMs
     this.count++
     this.loss -= this.loss / 20

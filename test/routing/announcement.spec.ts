@@ -22,6 +22,14 @@ describe('routing announcement', () => {
     expect(a.timestampMs).toBe(1_700_000_000_000)
   })
 
+  it('carries each link\'s jitter when every link has one, and none from a peer that sends none', async () => {
+    const [p1, p2] = await peers(2) as [string, string]
+    const both = encodeAnnouncement({ coordinate, links: [{ peerId: p1, rttMs: 10, jitterMs: 2.5004 }, { peerId: p2, rttMs: 20, jitterMs: 0 }], timestampMs: 1 }, peerIdFromString)
+    expect(decodeAnnouncement(both, DIMS).links).toEqual([{ peerId: p1, rttMs: 10, jitterMs: 2.5 }, { peerId: p2, rttMs: 20, jitterMs: 0 }])
+    const partly = encodeAnnouncement({ coordinate, links: [{ peerId: p1, rttMs: 10, jitterMs: 2.5 }, { peerId: p2, rttMs: 20 }], timestampMs: 1 }, peerIdFromString)
+    expect(decodeAnnouncement(partly, DIMS).links).toEqual([{ peerId: p1, rttMs: 10 }, { peerId: p2, rttMs: 20 }])
+  })
+
   it('keeps at most the link limit', async () => {
     const ids = await peers(ROUTING_MAX_LINKS + 5)
     const bytes = encodeAnnouncement({ coordinate, links: ids.map(peerId => ({ peerId, rttMs: 1 })), timestampMs: 1 }, peerIdFromString)
@@ -45,5 +53,15 @@ describe('routing announcement', () => {
     const id = peerIdFromString(p1).toMultihash().bytes
     reject(raw.encode({ vec: coordinate.vec, linkPeers: [id, id], linkRttUs: [5] }))
     reject(raw.encode({ vec: coordinate.vec, linkPeers: [Uint8Array.from([1, 2, 3])], linkRttUs: [5] }))
+    // jitters present, but not one per link
+    const withJitter = defineMessage<{ vec: number[], height: number, linkPeers: Uint8Array[], linkRttUs: number[], linkJitterUs: number[] }>({
+      vec: { no: 1, type: 'double', repeated: true },
+      height: { no: 2, type: 'double' },
+      linkPeers: { no: 5, type: 'bytes', repeated: true },
+      linkRttUs: { no: 6, type: 'uint32', repeated: true },
+      linkJitterUs: { no: 8, type: 'uint32', repeated: true }
+    })
+    expect(decodeAnnouncement(withJitter.encode({ vec: coordinate.vec, height: 0, linkPeers: [id], linkRttUs: [5], linkJitterUs: [1] }), DIMS).links).toEqual([{ peerId: p1, rttMs: 0.005, jitterMs: 0.001 }])
+    reject(withJitter.encode({ vec: coordinate.vec, height: 0, linkPeers: [id], linkRttUs: [5], linkJitterUs: [1, 2] }))
   })
 })

@@ -53,7 +53,7 @@ describe('RttEstimator', () => {
   it('the first sample is the estimate', () => {
     const est = new RttEstimator()
     est.addSample(42)
-    expect(est.stats()).toEqual({ rttMs: 42, jitterMs: 0, lossRate: 0, lastMs: 42, samples: 1 })
+    expect(est.stats()).toEqual({ rttMs: 42, jitterMs: 21, lossRate: 0, lastMs: 42, samples: 1 })
   })
 
   it('a single huge outlier among steady samples barely moves the estimate', () => {
@@ -106,11 +106,15 @@ describe('RttEstimator', () => {
     expect(Math.abs(statsOf(est).rttMs - 30)).toBeLessThan(2)
   })
 
-  it('jitter is zero for constant samples', () => {
+  it('jitter starts at half the first sample and falls towards zero for constant samples', () => {
     const est = new RttEstimator()
+    est.addSample(33)
+    expect(statsOf(est).jitterMs).toBe(16.5)
+    feed(est, Array(8).fill(33))
+    expect(statsOf(est).jitterMs).toBeCloseTo(16.5 * (7 / 8) ** 8, 9)
     feed(est, Array(50).fill(33))
     const stats = statsOf(est)
-    expect(stats.jitterMs).toBe(0)
+    expect(stats.jitterMs).toBeLessThan(0.01)
     expect(stats.rttMs).toBe(33)
   })
 

@@ -158,7 +158,7 @@ export function bestPath (self: string, destination: string, peers: string[], li
  * at once when one of its intermediate peers left `peers`, one of its links is gone,
  * it has more hops than `maxHops` or is for another destination; then (or with no
  * `current`) the direct link is the incumbent, so a detour is only taken when it
- * beats the direct link by both margins. With no direct link, the best path wins.
+ * beats the direct link by all three margins. With no direct link, the best path wins.
  * @throws {NoRouteError} when no path reaches the destination.
  */
 export function selectRoute (self: string, destination: string, peers: string[], links: LinkTable, current: Route | undefined, config?: Partial<PathSelectionConfig>): Route {

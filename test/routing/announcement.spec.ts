@@ -32,7 +32,8 @@ describe('routing announcement', () => {
 
   it('keeps at most the link limit', async () => {
     const ids = await peers(ROUTING_MAX_LINKS + 5)
-    const bytes = encodeAnnouncement({ coordinate, links: ids.map(peerId => ({ peerId, rttMs: 1 })), timestampMs: 1 }, peerIdFromString)
+    // the largest: every link with an RTT and a jitter of the most microseconds a field holds
+    const bytes = encodeAnnouncement({ coordinate, links: ids.map(peerId => ({ peerId, rttMs: 5e6, jitterMs: 5e6 })), timestampMs: 1 }, peerIdFromString)
     expect(bytes.byteLength).toBeLessThanOrEqual(ROUTING_MAX_MESSAGE_BYTES)
     expect(decodeAnnouncement(bytes, DIMS).links).toHaveLength(ROUTING_MAX_LINKS)
   })

@@ -69,12 +69,12 @@ export const DEFAULT_RELAY_MAX_CIRCUITS = 128
 /**
  * A relayed connection with no stream for this long is closed by the peer
  * that dialled it; the peer it arrived at closes it after twice as long (for
- * a dialler that is gone, or runs a version without this sweep). Detours change with the measured RTTs, so
- * without this every (relay, peer) pair a node ever used stayed open: a
- * submitter in the 20-daemon soak collected ~20 inbound circuits a minute
- * (104 connections after 4 min, each a yamux session and noise state over
- * another yamux stream, holding the 64 KiB chunk its address was decoded
- * from), and its RSS grew with them.
+ * a dialler that is gone, or runs a version without this sweep). Detours
+ * change with the measured RTTs, so without this every (relay, peer) pair a
+ * node ever used stayed open: a submitter in the 20-daemon soak collected ~20
+ * inbound circuits a minute (104 connections after 4 min, each a yamux session
+ * and noise state over another yamux stream, holding the 64 KiB chunk its
+ * address was decoded from), and its RSS grew with them.
  */
 export const DEFAULT_CIRCUIT_IDLE_MS = 30_000
 

@@ -20,29 +20,37 @@ describe('router', () => {
     await Promise.all(nodes.splice(0).map(async n => { await n.stop() }))
   })
 
-  it('routes A to B through C when the direct link is slow, and back direct when C goes', async () => {
-    const delays = new Map<string, number | (() => number)>() // "x>y": delay x adds when echoing y's probes
+  /**
+   * Nodes A, B and C, all connected, each with a router. `delays` maps "x>y" to the
+   * delay x adds when echoing y's probes (a number, or a function for a fresh one
+   * per echo); `intervalMs` is how often each probes and re-chooses its routes.
+   */
+  async function triangle (delays: Map<string, number | (() => number)>, intervalMs: number): Promise<{ a: LeptonNode, b: LeptonNode, c: LeptonNode, routerA: Router, names: Map<string, string> }> {
     const names = new Map<string, string>()
     const make = async (name: string): Promise<LeptonNode> => {
       const node = await createNode({
-        rtt: { intervalMs: 200, echoDelayMs: (peer: PeerId) => delayOf(delays, `${name}>${names.get(peer.toString()) ?? ''}`) },
+        rtt: { intervalMs, echoDelayMs: (peer: PeerId) => delayOf(delays, `${name}>${names.get(peer.toString()) ?? ''}`) },
         connector: { intervalMs: 200 }
       })
       names.set(node.peerId.toString(), name)
       nodes.push(node)
-      const router = new Router(node, { gossipIntervalMs: 300, updateIntervalMs: 200 })
+      const router = new Router(node, { gossipIntervalMs: 300, updateIntervalMs: intervalMs })
       router.start()
       routers.push(router)
       return node
     }
-    for (const [link, ms] of [['A>B', 200], ['B>A', 200], ['A>C', 10], ['C>A', 10], ['B>C', 10], ['C>B', 10]] as const) delays.set(link, ms)
     const a = await make('A')
     const b = await make('B')
     const c = await make('C')
     await b.dial(a.getMultiaddrs()[0] as Multiaddr)
     await c.dial(a.getMultiaddrs()[0] as Multiaddr)
     await c.dial(b.getMultiaddrs()[0] as Multiaddr)
-    const routerA = routers[0] as Router
+    return { a, b, c, routerA: routers[0] as Router, names }
+  }
+
+  it('routes A to B through C when the direct link is slow, and back direct when C goes', async () => {
+    const delays = new Map<string, number>([['A>B', 200], ['B>A', 200], ['A>C', 10], ['C>A', 10], ['B>C', 10], ['C>B', 10]])
+    const { b, c, routerA, names } = await triangle(delays, 200)
     const routeToB = (): { path: string[], improvement: number, rttMs: number } | undefined => {
       const r = routerA.routes().find(x => x.destination === b.peerId.toString())
       return r == null ? undefined : { path: r.path.map(p => names.get(p) ?? p), improvement: r.improvement, rttMs: r.rttMs }
@@ -72,26 +80,7 @@ describe('router', () => {
     const delays = new Map<string, number | (() => number)>([
       ['A>B', lag(20)], ['B>A', lag(20)], ['C>B', lag(10)], ['B>C', lag(10)], ['A>C', 10], ['C>A', 10]
     ])
-    const names = new Map<string, string>()
-    const make = async (name: string): Promise<LeptonNode> => {
-      const node = await createNode({
-        rtt: { intervalMs: 100, echoDelayMs: (peer: PeerId) => delayOf(delays, `${name}>${names.get(peer.toString()) ?? ''}`) },
-        connector: { intervalMs: 200 }
-      })
-      names.set(node.peerId.toString(), name)
-      nodes.push(node)
-      const router = new Router(node, { gossipIntervalMs: 300, updateIntervalMs: 100 })
-      router.start()
-      routers.push(router)
-      return node
-    }
-    const a = await make('A')
-    const b = await make('B')
-    const c = await make('C')
-    await b.dial(a.getMultiaddrs()[0] as Multiaddr)
-    await c.dial(a.getMultiaddrs()[0] as Multiaddr)
-    await c.dial(b.getMultiaddrs()[0] as Multiaddr)
-    const routerA = routers[0] as Router
+    const { a, b, c, routerA, names } = await triangle(delays, 100)
     const routeToB = (): string[] | undefined => routerA.routes().find(x => x.destination === b.peerId.toString())?.path.map(p => names.get(p) ?? p)
     // every link measured (and C's announcement heard) before we watch
     await expect.poll(() => routeToB() != null && routerA.routes().length === 2 && a.services.rtt.stats(c.peerId) != null, { timeout: 20_000, interval: 100 }).toBe(true)

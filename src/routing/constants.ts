@@ -40,7 +40,16 @@ export const BOOTSTRAP_BACKOFF_MAX_MS = 60_000
 export const PEER_BACKOFF_MIN_MS = 2000
 export const PEER_BACKOFF_MAX_MS = 5 * 60_000
 
-/** Least time between two DHT random walks while short of connections. */
+/**
+ * The first wait between DHT walks; it doubles after every walk, the join
+ * lookup included (so walks come 2 s, 6 s, 14 s... after joining). Peers that join at the same moment are not yet in the DHT
+ * routing tables of the peers they ask, so the first walks find little: a few
+ * quick ones in the first seconds let such peers meet within seconds, not at
+ * the next 15 s walk.
+ */
+export const RANDOM_WALK_FIRST_INTERVAL_MS = 1000
+
+/** Time between DHT random walks while short of connections and still finding new peers. */
 export const RANDOM_WALK_INTERVAL_MS = 15_000
 
 /** Walks that find nobody new back off up to this interval. */

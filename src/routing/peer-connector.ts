@@ -5,7 +5,7 @@ import { silentLogger } from '../log.ts'
 import {
   BOOTSTRAP_BACKOFF_MAX_MS, BOOTSTRAP_BACKOFF_MIN_MS, CONNECTOR_INTERVAL_MS, CONNECTOR_PARALLEL_DIALS,
   CANDIDATES_MAX_AGE_MS, CANDIDATES_MIN_AGE_MS, DIAL_TIMEOUT_MS, PEER_BACKOFF_MAX_MS, PEER_BACKOFF_MIN_MS, PRUNED_BACKOFF_MS,
-  RANDOM_WALK_INTERVAL_MS, RANDOM_WALK_MAX_INTERVAL_MS
+  RANDOM_WALK_FIRST_INTERVAL_MS, RANDOM_WALK_INTERVAL_MS, RANDOM_WALK_MAX_INTERVAL_MS
 } from './constants.ts'
 import { DEFAULT_NEAREST, DEFAULT_RANDOM, planPrune } from './topology.ts'
 import type { PeerConnector, PeerConnectorComponents, PeerConnectorInit } from './index.ts'
@@ -39,8 +39,8 @@ export class DefaultPeerConnector implements PeerConnector, Startable {
   private maintaining = false
   private again = false
   private lastWalk = 0
-  /** Grows while walks find nobody new (a small mesh has no one else to find). */
-  private walkIntervalMs = RANDOM_WALK_INTERVAL_MS
+  /** Doubles after every walk: up to 15 s while walks find new peers, up to 5 min while they find nobody new. */
+  private walkIntervalMs = RANDOM_WALK_FIRST_INTERVAL_MS
   /** Dial candidates read from the peer store (every read is a file per peer on disk). */
   private candidates: { atMs: number, peers: Array<{ id: PeerId, addresses: unknown[] }> } = { atMs: 0, peers: [] }
   /** A peer was discovered since the candidates were read. */
@@ -65,6 +65,7 @@ export class DefaultPeerConnector implements PeerConnector, Startable {
 
   async start (): Promise<void> {
     this.shutdown = new AbortController()
+    this.walkIntervalMs = RANDOM_WALK_FIRST_INTERVAL_MS
     this.components.events.addEventListener('peer:discovery', this.onDiscovery)
     this.components.events.addEventListener('peer:disconnect', this.schedule)
     this.timer = setInterval(this.schedule, this.intervalMs)
@@ -155,8 +156,8 @@ export class DefaultPeerConnector implements PeerConnector, Startable {
     } catch (err) {
       this.log.debug('DHT lookup ended early', { err })
     }
-    // a walk that met nobody new: wait longer before the next (up to 5 min); someone new: back to 15 s
-    this.walkIntervalMs = fresh > 0 ? RANDOM_WALK_INTERVAL_MS : Math.min(this.walkIntervalMs * 2, RANDOM_WALK_MAX_INTERVAL_MS)
+    // 1 s, 2 s, 4 s... after joining; a walk that met someone new caps the wait at 15 s, one that met nobody new at 5 min
+    this.walkIntervalMs = Math.min(this.walkIntervalMs * 2, fresh > 0 ? RANDOM_WALK_INTERVAL_MS : RANDOM_WALK_MAX_INTERVAL_MS)
     if (fresh > 0) this.discovered = true
     this.log.debug('DHT lookup done', { found, fresh })
     this.schedule()

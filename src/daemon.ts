@@ -2,6 +2,7 @@
  * The daemon: opens (or creates) the repo, takes its lock, starts the libp2p
  * node and the control API, and stops all of it in reverse order.
  */
+import { readFile } from 'node:fs/promises'
 import { getHeapSpaceStatistics } from 'node:v8'
 import { apiRoutes, checkApiBind, startApiServer, AddressInUseError } from './api/index.ts'
 import { LeptonError } from './errors.ts'
@@ -164,9 +165,10 @@ export class Daemon implements ApiBackend {
           const m = process.memoryUsage()
           const spaces = Object.fromEntries(getHeapSpaceStatistics().map(sp => [sp.space_name, sp]))
           const space = (name: string): number => mib(spaces[name]?.space_size ?? 0)
-          sandbox.memory().then(s => {
+          Promise.all([sandbox.memory(), residentSplit()]).then(([s, resident]) => {
             log.info('memory', {
               rss: mib(m.rss),
+              ...resident,
               heapTotal: mib(m.heapTotal),
               heapUsed: mib(m.heapUsed),
               newSpace: space('new_space'),
@@ -308,6 +310,20 @@ function round3 (ms: number): number {
 
 function isCircuit (addr: string): boolean {
   return addr.includes('/p2p-circuit')
+}
+
+/**
+ * RSS split as Linux counts it (/proc/self/status, KiB -> MiB): anonymous
+ * memory (heaps, malloc) and file pages (the node binary and libraries as
+ * their code is first used). Empty where there is no /proc.
+ */
+async function residentSplit (): Promise<{ rssAnon?: number, rssFile?: number }> {
+  const status = await readFile('/proc/self/status', 'utf8').catch(() => '')
+  const kib = (name: string): number | undefined => {
+    const m = new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)
+    return m == null ? undefined : Math.round(Number(m[1]) / 1024)
+  }
+  return { rssAnon: kib('RssAnon'), rssFile: kib('RssFile') }
 }
 
 /** Open connections for the memory log: all, relayed (through a circuit), and per remote peer at most. */

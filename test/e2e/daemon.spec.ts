@@ -88,6 +88,15 @@ describe('a mesh of six daemons', () => {
     expect(status.uptimeMs).toBeGreaterThan(0)
   })
 
+  it('the daemon re-executes itself with its V8 flags and glibc malloc settings (same pid)', async (ctx) => {
+    const d = mesh.daemons[1] as DaemonProcess
+    const cmdline = await readFile(`/proc/${d.process.pid}/cmdline`, 'utf8').catch(() => null)
+    if (cmdline == null) ctx.skip() // no /proc: nothing to read them from
+    const environ = await readFile(`/proc/${d.process.pid}/environ`, 'utf8')
+    expect(cmdline?.split('\0')).toEqual(expect.arrayContaining(['--max-semi-space-size=8', '--heap-growing-percent=50', 'daemon']))
+    expect(environ.split('\0')).toEqual(expect.arrayContaining(['MALLOC_ARENA_MAX=2', 'MALLOC_MMAP_THRESHOLD_=131072']))
+  })
+
   it('a restarted daemon keeps its peer id and rejoins without --bootstrap', async () => {
     const old = mesh.daemons[3] as DaemonProcess
     const { code, ms } = await old.kill('SIGTERM')

@@ -53,8 +53,10 @@ function flagName (flag: string): string {
  *   threshold rises to the size of the largest freed one (up to 32 MiB), so
  *   256 KiB buffers come from the heap, and a heap whose free pages lie
  *   between live ones is never given back. A fixed threshold keeps them
- *   mmapped. 20-daemon soak, same code otherwise: median growth after
- *   warm-up 4.9% -> 1.0% (see README, Reliability).
+ *   mmapped. 20-daemon soaks: median growth after warm-up 1.0% / 4.0% /
+ *   5.1% in 3 runs with it, 4.9% in the run before it and 3.0-7.5% the
+ *   session before; throughput and the store bench unchanged (README,
+ *   Reliability). It does not cure the submitter's slow growth.
  */
 export function daemonExecEnv (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072', ...env }

@@ -41,13 +41,16 @@ export const PEER_BACKOFF_MIN_MS = 2000
 export const PEER_BACKOFF_MAX_MS = 5 * 60_000
 
 /**
- * The first wait between DHT walks; it doubles after every walk, the join
- * lookup included (so walks come 2 s, 6 s, 14 s... after joining). Peers that join at the same moment are not yet in the DHT
- * routing tables of the peers they ask, so the first walks find little: a few
- * quick ones in the first seconds let such peers meet within seconds, not at
- * the next 15 s walk.
+ * Peers that join at the same moment are not yet in the DHT routing tables of
+ * the peers they ask (kad-dht pings a new contact before adding it, and a
+ * lookup answers from the table as it is), so the join lookup can miss them.
+ * The first RANDOM_WALK_JOIN_COUNT walks after joining come this far apart;
+ * after those the wait doubles from here on every walk.
  */
 export const RANDOM_WALK_FIRST_INTERVAL_MS = 1000
+
+/** Walks RANDOM_WALK_FIRST_INTERVAL_MS apart after the join lookup, while still short of connections. */
+export const RANDOM_WALK_JOIN_COUNT = 5
 
 /** Time between DHT random walks while short of connections and still finding new peers. */
 export const RANDOM_WALK_INTERVAL_MS = 15_000

@@ -5,7 +5,7 @@ import { silentLogger } from '../log.ts'
 import {
   BOOTSTRAP_BACKOFF_MAX_MS, BOOTSTRAP_BACKOFF_MIN_MS, CONNECTOR_INTERVAL_MS, CONNECTOR_PARALLEL_DIALS,
   CANDIDATES_MAX_AGE_MS, CANDIDATES_MIN_AGE_MS, DIAL_TIMEOUT_MS, PEER_BACKOFF_MAX_MS, PEER_BACKOFF_MIN_MS, PRUNED_BACKOFF_MS,
-  RANDOM_WALK_FIRST_INTERVAL_MS, RANDOM_WALK_INTERVAL_MS, RANDOM_WALK_MAX_INTERVAL_MS
+  RANDOM_WALK_FIRST_INTERVAL_MS, RANDOM_WALK_INTERVAL_MS, RANDOM_WALK_JOIN_COUNT, RANDOM_WALK_MAX_INTERVAL_MS
 } from './constants.ts'
 import { DEFAULT_NEAREST, DEFAULT_RANDOM, planPrune } from './topology.ts'
 import type { PeerConnector, PeerConnectorComponents, PeerConnectorInit } from './index.ts'
@@ -39,8 +39,11 @@ export class DefaultPeerConnector implements PeerConnector, Startable {
   private maintaining = false
   private again = false
   private lastWalk = 0
-  /** Doubles after every walk: up to 15 s while walks find new peers, up to 5 min while they find nobody new. */
+  /** 1 s for the first walks after joining, then doubles after every walk: up to 15 s while walks find new peers, up to 5 min while they find nobody new. */
   private walkIntervalMs = RANDOM_WALK_FIRST_INTERVAL_MS
+  /** Walks done since start (the join lookup included). */
+  private walks = 0
+  private walkTimer?: ReturnType<typeof setTimeout>
   /** Dial candidates read from the peer store (every read is a file per peer on disk). */
   private candidates: { atMs: number, peers: Array<{ id: PeerId, addresses: unknown[] }> } = { atMs: 0, peers: [] }
   /** A peer was discovered since the candidates were read. */
@@ -66,6 +69,7 @@ export class DefaultPeerConnector implements PeerConnector, Startable {
   async start (): Promise<void> {
     this.shutdown = new AbortController()
     this.walkIntervalMs = RANDOM_WALK_FIRST_INTERVAL_MS
+    this.walks = 0
     this.components.events.addEventListener('peer:discovery', this.onDiscovery)
     this.components.events.addEventListener('peer:disconnect', this.schedule)
     this.timer = setInterval(this.schedule, this.intervalMs)
@@ -83,6 +87,7 @@ export class DefaultPeerConnector implements PeerConnector, Startable {
   async stop (): Promise<void> {
     this.shutdown.abort()
     clearInterval(this.timer)
+    clearTimeout(this.walkTimer)
     this.components.events.removeEventListener('peer:discovery', this.onDiscovery)
     this.components.events.removeEventListener('peer:disconnect', this.schedule)
   }
@@ -156,8 +161,17 @@ export class DefaultPeerConnector implements PeerConnector, Startable {
     } catch (err) {
       this.log.debug('DHT lookup ended early', { err })
     }
-    // 1 s, 2 s, 4 s... after joining; a walk that met someone new caps the wait at 15 s, one that met nobody new at 5 min
-    this.walkIntervalMs = Math.min(this.walkIntervalMs * 2, fresh > 0 ? RANDOM_WALK_INTERVAL_MS : RANDOM_WALK_MAX_INTERVAL_MS)
+    // a walk a second just after joining, then doubling waits: capped at 15 s after a walk that met someone new, at 5 min otherwise
+    this.walks++
+    this.walkIntervalMs = this.walks <= RANDOM_WALK_JOIN_COUNT
+      ? RANDOM_WALK_FIRST_INTERVAL_MS
+      : Math.min(this.walkIntervalMs * 2, fresh > 0 ? RANDOM_WALK_INTERVAL_MS : RANDOM_WALK_MAX_INTERVAL_MS)
+    // checks run every intervalMs (2 s): come back when the next walk is due, not at the next check
+    clearTimeout(this.walkTimer)
+    if (!this.shutdown.signal.aborted) {
+      this.walkTimer = setTimeout(this.schedule, this.walkIntervalMs + 10)
+      this.walkTimer.unref()
+    }
     if (fresh > 0) this.discovered = true
     this.log.debug('DHT lookup done', { found, fresh })
     this.schedule()

@@ -32,10 +32,12 @@ describe('a mesh of six daemons', () => {
     const expected = ids.map(self => ids.filter(id => id !== self).sort())
     // watch through the client (cheap), then check what `lepton peers --json` prints
     const clients = await Promise.all(mesh.daemons.map(async d => await Client.connect({ repo: d.repo })))
+    const started = performance.now()
     await expect.poll(async () => {
       const tables = await Promise.all(clients.map(async c => await c.peers()))
       return tables.map(t => t.map(p => p.peerId).sort())
     }, { timeout: 10_000, interval: 100 }).toEqual(expected)
+    console.log(`every table complete ${Math.round(performance.now() - started)} ms after the test began watching`)
     const tables = await Promise.all(mesh.daemons.map(peersOf))
     expect(tables.map(t => t.map(p => p.peerId).sort())).toEqual(expected)
   })

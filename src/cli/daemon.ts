@@ -1,4 +1,3 @@
-import { Daemon } from '../daemon.ts'
 import { createLogger } from '../log.ts'
 import { LOG_LEVELS, readConfig, repoExists, resolveRepoPath } from '../repo/index.ts'
 import { VERSION } from '../version.ts'
@@ -33,6 +32,8 @@ export const daemon: Command = {
     const slots = intFlag(parsed, 'slots', 0, 1024)
     const level = (levelFlag ?? (await repoExists(repo) ? (await readConfig(repo)).logLevel : 'info')) as LogLevel
     const log = createLogger({ level, name: 'daemon' })
+    // loaded here, not at the top: every other command starts without libp2p and the sandbox (~0.5 s)
+    const { Daemon } = await import('../daemon.ts')
     const d = await Daemon.start({
       repo,
       listen: list(parsed, 'listen'),

@@ -28,8 +28,8 @@ async function packagesLoaded (args: string[]): Promise<string[]> {
 }
 
 describe('CLI start-up', () => {
-  it.each([['--version'], ['peers', '--help'], ['add', '--help']])('lepton %s loads neither libp2p nor the sandbox', async (...args) => {
-    const packages = await packagesLoaded(args)
+  it.each(['--version', 'peers --help', 'add --help'])('lepton %s loads neither libp2p nor the sandbox', async (line) => {
+    const packages = await packagesLoaded(line.split(' '))
     expect(packages).toContain('multiformats') // the hook saw the CLI's own imports
     for (const heavy of ['libp2p', '@libp2p/kad-dht', '@libp2p/gossipsub', '@libp2p/tcp', 'isolated-vm']) expect(packages).not.toContain(heavy)
   })

@@ -5,10 +5,8 @@
  * resolve hook that lists the packages it loads.
  */
 import { execFile } from 'node:child_process'
-import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-
-const CLI = join(import.meta.dirname, '../../bin/lepton.js')
+import { CLI } from '../../scripts/local-mesh.ts'
 
 // written to stderr as JSON at exit: the node_modules packages resolved
 const HOOK = `

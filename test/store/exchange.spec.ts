@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
+import { getEventListeners } from 'node:events'
 import { open, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -150,6 +151,26 @@ describe('block exchange between peers', () => {
     const second = await a.store.add(bytesOf(other))
     expect(sha(await readAll(b.store.cat(parseCid(second.cid), { holders: [c.node.peerId] })))).toBe(sha(other))
     expect(searches).toBe(1)
+  })
+
+  it('finished fetches leave no listener on the caller\'s signal (a long-lived one would keep each fetch alive)', async () => {
+    const a = await start()
+    const b = await start()
+    const c = await start()
+    await connected(b, a)
+    await connected(b, c)
+    const data = randomBytes(600 * 1024)
+    const { cid } = await a.store.add(bytesOf(data))
+    // a worker's task signal joins its shutdown signal, which lives as long as the daemon
+    const lifetime = new AbortController()
+    const signal = lifetime.signal
+    // from a named holder; then from C, which lacks it (the search follows); then already local
+    expect(sha(await readAll(b.store.cat(parseCid(cid), { signal, holders: [a.node.peerId] })))).toBe(sha(data))
+    const other = randomBytes(300 * 1024)
+    const second = await a.store.add(bytesOf(other))
+    expect(sha(await readAll(b.store.cat(parseCid(second.cid), { signal, holders: [c.node.peerId] })))).toBe(sha(other))
+    await b.store.fetch(parseCid(cid), { signal })
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0)
   })
 
   it('an invalid CID is a clear error', () => {

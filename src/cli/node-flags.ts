@@ -47,19 +47,18 @@ function flagName (flag: string): string {
  *   glibc gives each thread its own malloc arena (up to 8 per core) that keeps
  *   freed pages; a 12-daemon soak's workers grew a median 10.0% after warm-up
  *   with the default and 2.9% with 2 arenas, at the same throughput.
- * - MALLOC_MMAP_THRESHOLD_=131072. Blocks travel in Buffers of up to 256 KiB,
- *   allocated with malloc. glibc serves those >= 128 KiB with mmap (returned
- *   to the system when freed) until the first is freed; from then on its
- *   threshold rises to the size of the largest freed one (up to 32 MiB), so
- *   256 KiB buffers come from the heap, and a heap whose free pages lie
- *   between live ones is never given back. A fixed threshold keeps them
- *   mmapped. 20-daemon soaks: median growth after warm-up 1.0% / 4.0% /
- *   5.1% in 3 runs with it, 4.9% in the run before it and 3.0-7.5% the
- *   session before; throughput and the store bench unchanged (README,
- *   Reliability). It does not cure the submitter's slow growth.
+ *
+ * glibc's mmap threshold stays dynamic. A fixed MALLOC_MMAP_THRESHOLD_=131072
+ * (eighth session) made every buffer of 128 KiB or more a mapping of its own,
+ * faulted in when filled and unmapped when freed: hashing 256 KiB blocks with
+ * WebCrypto (which copies its input) fell from ~1900 to ~240 MiB/s. Nor did
+ * it keep freed memory from piling up between live allocations: after 4
+ * minutes of jobs on 12 daemons, malloc_trim(0) still gave back 2-14 MiB
+ * (median 8) of a daemon's ~25 MiB malloc heap with it, 2-12 MiB (median 7)
+ * with a threshold of 64 KiB.
  */
 export function daemonExecEnv (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072', ...env }
+  return { MALLOC_ARENA_MAX: '2', ...env }
 }
 
 /** Re-executes a `lepton daemon` with DAEMON_NODE_FLAGS (never returns then); a no-op where execve is missing. */

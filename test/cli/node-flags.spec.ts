@@ -25,8 +25,8 @@ describe('daemon node flags', () => {
     expect(daemonExecArgs(node, [], argv, DAEMON_NODE_FLAGS.join(' '))).toBeNull()
   })
 
-  it('limits glibc malloc arenas and fixes its mmap threshold unless the environment says otherwise', () => {
-    expect(daemonExecEnv({ PATH: '/bin' })).toEqual({ PATH: '/bin', MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' })
+  it('limits glibc malloc arenas unless the environment says otherwise, and leaves the mmap threshold dynamic', () => {
+    expect(daemonExecEnv({ PATH: '/bin' })).toEqual({ PATH: '/bin', MALLOC_ARENA_MAX: '2' })
     expect(daemonExecEnv({ MALLOC_ARENA_MAX: '8' }).MALLOC_ARENA_MAX).toBe('8')
     expect(daemonExecEnv({ MALLOC_MMAP_THRESHOLD_: '1048576' }).MALLOC_MMAP_THRESHOLD_).toBe('1048576')
   })

@@ -96,7 +96,7 @@ describe('a mesh of six daemons', () => {
     if (cmdline == null) ctx.skip() // no /proc: nothing to read them from
     const environ = await readFile(`/proc/${d.process.pid}/environ`, 'utf8')
     expect(cmdline?.split('\0')).toEqual(expect.arrayContaining(['--max-semi-space-size=8', '--heap-growing-percent=50', 'daemon']))
-    expect(environ.split('\0')).toEqual(expect.arrayContaining(['MALLOC_ARENA_MAX=2', 'MALLOC_MMAP_THRESHOLD_=131072']))
+    expect(environ.split('\0')).toContain('MALLOC_ARENA_MAX=2')
   })
 
   it('a restarted daemon keeps its peer id and rejoins without --bootstrap', async () => {

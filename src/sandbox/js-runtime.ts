@@ -19,6 +19,9 @@ import type { ModuleInfo, RunRequest, TaskFunction, TaskLimits } from './index.t
 
 const FILENAME = 'file:///job.js'
 
+/** Evicted code ids remembered while their isolates finish a run (a bound: each is one job). */
+const ENDED_KEPT = 256
+
 interface PreparedContext {
   context: ivm.Context
   module: ivm.Module
@@ -28,6 +31,7 @@ interface PreparedContext {
 
 interface WarmIsolate {
   key: string
+  codeId: string
   isolate: ivm.Isolate
   source: string
   memoryMiB: number
@@ -45,6 +49,12 @@ export class JsRuntime {
   private readonly maxIdle: number
   private readonly reuseContexts: boolean
   private readonly inflight = new Set<(why: Verdict) => void>()
+  /**
+   * Code ids evicted (their job ended), newest last: an isolate of one that
+   * was busy at the time is disposed when its run ends instead of waiting
+   * idle (with its next context prepared) until the LRU pushes it out.
+   */
+  private readonly ended = new Set<string>()
   private closed = false
 
   constructor (maxIdle: number, reuseContexts: boolean) {
@@ -156,25 +166,31 @@ export class JsRuntime {
         return warm
       }
     }
-    const warm: WarmIsolate = { key, source, memoryMiB, isolate: new ivm.Isolate({ memoryLimit: memoryMiB }) }
+    // the code runs again (a job picked up after its stream closed): it is live, keep its isolates warm
+    this.ended.delete(codeId)
+    const warm: WarmIsolate = { key, codeId, source, memoryMiB, isolate: new ivm.Isolate({ memoryLimit: memoryMiB }) }
     this.busy.add(warm)
     return warm
   }
 
-  /** Disposes the idle isolates of `codeId` (its job ended: nothing will run there again). */
+  /** Disposes the isolates of `codeId` (its job ended: nothing will run there again): idle ones now, busy ones when their run ends. */
   evict (codeId: string): void {
     for (let i = this.idle.length - 1; i >= 0; i--) {
       const warm = this.idle[i] as WarmIsolate
-      if (warm.key.endsWith(`:${codeId}`)) {
+      if (warm.codeId === codeId) {
         this.idle.splice(i, 1)
         dispose(warm)
       }
+    }
+    if ([...this.busy].some(w => w.codeId === codeId)) {
+      this.ended.add(codeId)
+      if (this.ended.size > ENDED_KEPT) this.ended.delete(this.ended.values().next().value as string)
     }
   }
 
   private release (warm: WarmIsolate, healthy: boolean, limits: TaskLimits): void {
     this.busy.delete(warm)
-    if (!healthy || this.closed || warm.isolate.isDisposed) {
+    if (!healthy || this.closed || warm.isolate.isDisposed || this.ended.has(warm.codeId)) {
       dispose(warm)
       return
     }

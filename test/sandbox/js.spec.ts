@@ -190,6 +190,31 @@ describe('js runtime: warm isolates and concurrency', () => {
     expect((await rejection(runJs(small, OK))).name).toBe('SandboxClosedError')
   })
 
+  it('evict disposes a code id\'s idle isolates at once and its busy ones when their run ends', async () => {
+    const small = createSandbox({ warmIsolates: 4 }) as ReturnType<typeof createSandbox> & { warm: { isolates: number } }
+    const SLOW = 'export function map (s) { let x = 0; for (let i = 0; i < 3e7; i++) x = (x + i) % 1000003; return x }'
+    try {
+      // not evicted: the isolate stays warm after its run
+      await runJs(small, SLOW, { limits: { memoryMiB: 32, timeMs: 10_000 } })
+      expect(small.warm.isolates).toBe(1)
+      small.evict(codeIdOf(SLOW))
+      expect(small.warm.isolates).toBe(0)
+      // evicted while running (the job's stream closed meanwhile): gone once the run ends
+      const other = `${SLOW}\n// other job`
+      const run = runJs(small, other, { limits: { memoryMiB: 32, timeMs: 10_000 } })
+      await new Promise(resolve => setImmediate(resolve))
+      expect(small.warm.isolates).toBe(1)
+      small.evict(codeIdOf(other))
+      expect(await run).toBeTypeOf('number')
+      expect(small.warm.isolates).toBe(0)
+      // the same code run again afterwards is live again: kept warm
+      await runJs(small, other, { limits: { memoryMiB: 32, timeMs: 10_000 } })
+      expect(small.warm.isolates).toBe(1)
+    } finally {
+      await small.close()
+    }
+  })
+
   it('limits are checked', async () => {
     expect((await rejection(runJs(sandbox, OK, { limits: { memoryMiB: 0, timeMs: 100 } }))).name).toBe('RangeError')
     expect(LIMITS.memoryMiB).toBeGreaterThan(0)

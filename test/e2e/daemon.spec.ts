@@ -90,13 +90,15 @@ describe('a mesh of six daemons', () => {
     expect(status.uptimeMs).toBeGreaterThan(0)
   })
 
-  it('the daemon re-executes itself with its V8 flags and glibc malloc settings (same pid)', async (ctx) => {
+  it('the daemon re-executes itself with its V8 flags and glibc malloc settings (same pid) and loads the malloc_trim helper', async (ctx) => {
     const d = mesh.daemons[1] as DaemonProcess
     const cmdline = await readFile(`/proc/${d.process.pid}/cmdline`, 'utf8').catch(() => null)
     if (cmdline == null) ctx.skip() // no /proc: nothing to read them from
     const environ = await readFile(`/proc/${d.process.pid}/environ`, 'utf8')
     expect(cmdline?.split('\0')).toEqual(expect.arrayContaining(['--max-semi-space-size=8', '--heap-growing-percent=50', 'daemon']))
     expect(environ.split('\0')).toContain('MALLOC_ARENA_MAX=2')
+    // and it loaded the malloc_trim helper (npm ci builds it), which it calls every 30 s
+    expect(await readFile(`/proc/${d.process.pid}/maps`, 'utf8')).toContain('malloc_trim.node')
   })
 
   it('a restarted daemon keeps its peer id and rejoins without --bootstrap', async () => {

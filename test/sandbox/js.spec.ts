@@ -215,6 +215,18 @@ describe('js runtime: warm isolates and concurrency', () => {
     }
   })
 
+  it('inspect keeps no isolate warm (runs go by other ids; it would only hold its heap)', async () => {
+    const small = createSandbox({ warmIsolates: 4 }) as ReturnType<typeof createSandbox> & { warm: { isolates: number } }
+    try {
+      for (let i = 0; i < 3; i++) expect((await small.inspect('js', utf8(`${OK}\n// ${i}`), `job-${i}`)).exports).toEqual(['map'])
+      expect(small.warm.isolates).toBe(0)
+      expect((await rejection(small.inspect('js', utf8('export const x = 1'), 'x'))).name).toBe('InvalidModuleError')
+      expect(small.warm.isolates).toBe(0)
+    } finally {
+      await small.close()
+    }
+  })
+
   it('limits are checked', async () => {
     expect((await rejection(runJs(sandbox, OK, { limits: { memoryMiB: 0, timeMs: 100 } }))).name).toBe('RangeError')
     expect(LIMITS.memoryMiB).toBeGreaterThan(0)

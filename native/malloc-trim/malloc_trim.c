@@ -3,7 +3,7 @@
  *
  * glibc's malloc gives freed memory back to the system only from the top of
  * its heap; free pages between live allocations stay resident. A daemon's
- * native heap (sockets' read buffers, crypto, isolates) churns constantly, and
+ * native heap (socket read buffers, crypto state and the like) churns, and
  * after minutes of jobs 2-14 MiB of a ~25 MiB heap were such free pages.
  * malloc_trim(0) releases them (madvise) and takes well under a millisecond.
  * Node-API only: one build runs on every Node version the project supports.

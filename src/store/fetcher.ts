@@ -10,6 +10,7 @@ import { BlockNotFoundError, ContentNotFoundError, CorruptBlockError } from './e
 import { contiguous, decodeStored, verifyBlock } from './blockstore.ts'
 import { WANT_TIMEOUT_MS, WANT_WINDOW } from './constants.ts'
 import { DAG_PB, linksOf } from './dag.ts'
+import { raceSignal } from '../signals.ts'
 import type { BlockTarget } from './blockstore.ts'
 import type { BlockExchange } from './exchange.ts'
 import type { Logger } from '../log.ts'
@@ -66,132 +67,128 @@ export async function fetchDag (root: CID, init: FetchInit): Promise<FetchResult
   const progress: FetchProgress = { blocks: 0, bytes: 0 }
   let active = 0
   let failed: Error | undefined
-  // removed once the fetch settles: a listener left on a long-lived signal (a worker's task signal
-  // joins its shutdown signal) kept every finished fetch, its closures and its batch, alive
-  let onAbort: (() => void) | undefined
+  /** Failed, or the caller gave up: no more wants go out. */
+  const stopped = (): boolean => failed != null || init.signal?.aborted === true
 
-  try {
-    return await new Promise<FetchResult>((resolve, reject) => {
-      const fail = (err: Error): void => {
-        if (failed != null) return
-        failed = err
-        reject(err)
+  const done = new Promise<FetchResult>((resolve, reject) => {
+    const fail = (err: Error): void => {
+      if (failed != null) return
+      failed = err
+      reject(err)
+    }
+
+    const choose = (cid: CID): ProviderState | undefined => {
+      const lacking = dontHave.get(cid.toString())
+      let best: ProviderState | undefined
+      let bestScore = Infinity
+      for (const p of providers) {
+        if (p.bad || p.inflight >= window || lacking?.has(p.key) === true) continue
+        const score = providerScore(init.rttMs(p.peer), p.inflight)
+        if (score < bestScore) {
+          best = p
+          bestScore = score
+        }
       }
-      onAbort = () => { fail(init.signal?.reason as Error) }
-      init.signal?.addEventListener('abort', onAbort, { once: true })
+      return best
+    }
 
-      const choose = (cid: CID): ProviderState | undefined => {
-        const lacking = dontHave.get(cid.toString())
-        let best: ProviderState | undefined
-        let bestScore = Infinity
-        for (const p of providers) {
-          if (p.bad || p.inflight >= window || lacking?.has(p.key) === true) continue
-          const score = providerScore(init.rttMs(p.peer), p.inflight)
-          if (score < bestScore) {
-            best = p
-            bestScore = score
+    const pump = (): void => {
+      if (stopped()) return
+      while (queue.length > 0) {
+        const cid = queue[0] as CID
+        const p = choose(cid)
+        if (p == null) {
+          const lacking = dontHave.get(cid.toString())
+          const usable = providers.filter(q => !q.bad && lacking?.has(q.key) !== true)
+          if (usable.length === 0) {
+            const why = providers.length === 0 ? 'no providers' : providers.every(q => q.bad) ? 'every provider failed or sent forged blocks' : 'no provider holds it'
+            fail(new ContentNotFoundError(`cannot fetch block ${cid.toString()}: ${why}`))
           }
+          break // every usable provider's window is full: wait for an answer
         }
-        return best
-      }
-
-      const pump = (): void => {
-        if (failed != null) return
-        while (queue.length > 0) {
-          const cid = queue[0] as CID
-          const p = choose(cid)
-          if (p == null) {
-            const lacking = dontHave.get(cid.toString())
-            const usable = providers.filter(q => !q.bad && lacking?.has(q.key) !== true)
-            if (usable.length === 0) {
-              const why = providers.length === 0 ? 'no providers' : providers.every(q => q.bad) ? 'every provider failed or sent forged blocks' : 'no provider holds it'
-              fail(new ContentNotFoundError(`cannot fetch block ${cid.toString()}: ${why}`))
-            }
-            break // every usable provider's window is full: wait for an answer
-          }
-          queue.shift()
-          p.inflight++
-          active++
-          fetchOne(cid, p).finally(() => {
-            active--
-            pump()
-          }).catch(fail)
-        }
-        if (queue.length === 0 && active === 0 && failed == null) {
-          resolve({ ...progress, fromPeers: Object.fromEntries(providers.map(p => [p.key, p.served])) })
-        }
-      }
-
-      /** Queues what a block links to, walking local blocks without the network. */
-      const expand = async (cid: CID, bytes: Uint8Array): Promise<void> => {
-        for (const child of linksOf(cid, bytes)) {
-          let local: Uint8Array | undefined
-          try {
-            if (await init.blockstore.has(child)) local = await init.blockstore.getBytes(child)
-          } catch (err) {
-            if (!(err instanceof CorruptBlockError) && !(err instanceof BlockNotFoundError)) throw err
-          }
-          if (local != null) await expand(child, local)
-          else queue.push(child)
-        }
-      }
-
-      const fetchOne = async (cid: CID, p: ProviderState): Promise<void> => {
-        let stored
-        try {
-          const signal = AbortSignal.any([AbortSignal.timeout(wantTimeoutMs), ...(init.signal != null ? [init.signal] : [])])
-          const session = await init.exchange.session(p.peer, signal)
-          stored = await session.want(cid, signal)
-        } catch (err) {
-          p.inflight--
-          if (failed != null) return
-          p.failures++
-          if (p.failures >= 3) p.bad = true
-          init.log.debug('want failed; another provider will be asked', { cid: cid.toString(), peer: p.key, err })
-          queue.unshift(cid)
-          return
-        }
-        p.inflight--
-        if (stored == null) {
-          const set = dontHave.get(cid.toString()) ?? new Set()
-          set.add(p.key)
-          dontHave.set(cid.toString(), set)
-          queue.unshift(cid)
-          return
-        }
-        let bytes: Uint8Array | Uint8ArrayList
-        try {
-          bytes = decodeStored(stored)
-          verifyBlock(cid, bytes)
-        } catch (err) {
-          p.bad = true
-          init.log.warn('peer sent a forged block; disconnecting it', { peer: p.key, cid: cid.toString() })
-          init.punish(p.peer, `sent a block that does not match ${cid.toString()}: ${(err as Error).message}`)
-          queue.unshift(cid)
-          return
-        }
-        p.served++
-        active++ // writing and expanding still counts as work in progress
-        if (queue.length > 0) pump()
-        try {
-          await init.blockstore.putStored(cid, stored)
-          progress.blocks++
-          progress.bytes += bytes.byteLength
-          init.onProgress?.(progress)
-          if (cid.code === DAG_PB) await expand(cid, contiguous(bytes)) // raw leaves link nowhere
-        } finally {
+        queue.shift()
+        p.inflight++
+        active++
+        fetchOne(cid, p).finally(() => {
           active--
-        }
+          pump()
+        }).catch(fail)
       }
+      if (queue.length === 0 && active === 0 && failed == null) {
+        resolve({ ...progress, fromPeers: Object.fromEntries(providers.map(p => [p.key, p.served])) })
+      }
+    }
 
-      // the root may already be here (a resumed or partial fetch)
-      init.blockstore.getBytes(root)
-        .then(async bytes => { await expand(root, bytes) })
-        .catch(() => { queue.push(root) })
-        .then(pump)
-        .catch(fail)
-    })
-  } finally {
-    if (onAbort != null) init.signal?.removeEventListener('abort', onAbort)
-  }
+    /** Queues what a block links to, walking local blocks without the network. */
+    const expand = async (cid: CID, bytes: Uint8Array): Promise<void> => {
+      for (const child of linksOf(cid, bytes)) {
+        let local: Uint8Array | undefined
+        try {
+          if (await init.blockstore.has(child)) local = await init.blockstore.getBytes(child)
+        } catch (err) {
+          if (!(err instanceof CorruptBlockError) && !(err instanceof BlockNotFoundError)) throw err
+        }
+        if (local != null) await expand(child, local)
+        else queue.push(child)
+      }
+    }
+
+    const fetchOne = async (cid: CID, p: ProviderState): Promise<void> => {
+      let stored
+      try {
+        const signal = AbortSignal.any([AbortSignal.timeout(wantTimeoutMs), ...(init.signal != null ? [init.signal] : [])])
+        const session = await init.exchange.session(p.peer, signal)
+        stored = await session.want(cid, signal)
+      } catch (err) {
+        p.inflight--
+        if (stopped()) return
+        p.failures++
+        if (p.failures >= 3) p.bad = true
+        init.log.debug('want failed; another provider will be asked', { cid: cid.toString(), peer: p.key, err })
+        queue.unshift(cid)
+        return
+      }
+      p.inflight--
+      if (stored == null) {
+        const set = dontHave.get(cid.toString()) ?? new Set()
+        set.add(p.key)
+        dontHave.set(cid.toString(), set)
+        queue.unshift(cid)
+        return
+      }
+      let bytes: Uint8Array | Uint8ArrayList
+      try {
+        bytes = decodeStored(stored)
+        verifyBlock(cid, bytes)
+      } catch (err) {
+        p.bad = true
+        init.log.warn('peer sent a forged block; disconnecting it', { peer: p.key, cid: cid.toString() })
+        init.punish(p.peer, `sent a block that does not match ${cid.toString()}: ${(err as Error).message}`)
+        queue.unshift(cid)
+        return
+      }
+      p.served++
+      active++ // writing and expanding still counts as work in progress
+      if (queue.length > 0) pump()
+      try {
+        await init.blockstore.putStored(cid, stored)
+        progress.blocks++
+        progress.bytes += bytes.byteLength
+        init.onProgress?.(progress)
+        if (cid.code === DAG_PB) await expand(cid, contiguous(bytes)) // raw leaves link nowhere
+      } finally {
+        active--
+      }
+    }
+
+    // the root may already be here (a resumed or partial fetch)
+    init.blockstore.getBytes(root)
+      .then(async bytes => { await expand(root, bytes) })
+      .catch(() => { queue.push(root) })
+      .then(pump)
+      .catch(fail)
+  })
+  // raceSignal removes its abort listener once the fetch settles: one left on a long-lived signal (a
+  // worker's task signal joins its shutdown signal) kept every finished fetch and its batch alive
+  return init.signal == null ? await done : await raceSignal(done, init.signal)
 }

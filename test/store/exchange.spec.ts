@@ -129,7 +129,8 @@ describe('block exchange between peers', () => {
     expect(blockstore.locate(leaf as CID)?.file).not.toBe(where.file)
   })
 
-  it('named holders are fetched from without asking around; if they lack it, the search follows', async () => {
+  /** A holds 600 KiB (its CID), C nothing; B is connected to both. */
+  const holderAndBystander = async (): Promise<{ a: StorePeer, b: StorePeer, c: StorePeer, data: Buffer, cid: string }> => {
     const a = await start()
     const b = await start()
     const c = await start()
@@ -137,6 +138,11 @@ describe('block exchange between peers', () => {
     await connected(b, c)
     const data = randomBytes(600 * 1024)
     const { cid } = await a.store.add(bytesOf(data))
+    return { a, b, c, data, cid }
+  }
+
+  it('named holders are fetched from without asking around; if they lack it, the search follows', async () => {
+    const { a, b, c, data, cid } = await holderAndBystander()
     const store = b.store as DefaultStore
     const search = store.findProviders.bind(store)
     let searches = 0
@@ -154,13 +160,7 @@ describe('block exchange between peers', () => {
   })
 
   it('finished fetches leave no listener on the caller\'s signal (a long-lived one would keep each fetch alive)', async () => {
-    const a = await start()
-    const b = await start()
-    const c = await start()
-    await connected(b, a)
-    await connected(b, c)
-    const data = randomBytes(600 * 1024)
-    const { cid } = await a.store.add(bytesOf(data))
+    const { a, b, c, data, cid } = await holderAndBystander()
     // a worker's task signal joins its shutdown signal, which lives as long as the daemon
     const lifetime = new AbortController()
     const signal = lifetime.signal

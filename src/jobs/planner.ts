@@ -25,6 +25,12 @@ export interface PlannerInit {
   sandbox: Sandbox
   worker: WorkerConfig
   fetchBytes(cid: string, maxBytes: number, signal: AbortSignal): Promise<Uint8Array>
+  /**
+   * Receives the release of each hold the planner took on what it stored (the
+   * input and its partitions): the caller ends them once the job holds the
+   * data itself, or when planning fails.
+   */
+  onHold(release: () => void): void
 }
 
 export function newJobId (): string {
@@ -50,16 +56,21 @@ async function readModule (path: string, what: string): Promise<Uint8Array> {
   return await readFile(path)
 }
 
-async function addBytes (store: Store, bytes: Uint8Array, options: AddOptions = {}): Promise<string> {
-  return (await store.add((async function * () { yield bytes })(), options)).cid
+async function addBytes (store: Store, bytes: Uint8Array, options: AddOptions = {}, onHold?: (release: () => void) => void): Promise<string> {
+  const added = await store.add((async function * () { yield bytes })(), options)
+  if (added.release != null) onHold?.(added.release)
+  return added.cid
 }
 
 /**
- * Partitions are not announced on the DHT: workers ask the submitter for them
- * first, then connected peers; a job of N tasks made N DHT lookups, more than
- * a busy submitter's announcements could keep up with.
+ * A job's input and partitions are neither announced on the DHT nor pinned:
+ * workers ask the submitter for them (then connected peers), and the job
+ * holds them from gc while it runs (JobRun); afterwards they are a cache gc
+ * may clear. Announced and pinned, every job left 2 provider records on each
+ * of the k closest peers (48 h each, in memory and on disk) and 8 pins on the
+ * submitter, for good. The result is pinned and announced: it is the product.
  */
-const PARTITION_ADD: AddOptions = { provide: false }
+const JOB_DATA_ADD: AddOptions = { provide: false, pin: false, hold: true }
 
 /**
  * Partitions stored at once: each add is its own pack and fsync, and the
@@ -136,9 +147,12 @@ export async function planJob (req: SubmitRequest, init: PlannerInit, signal: Ab
       } catch {
         throw new InvalidJobError(`input ${req.input} does not exist`)
       }
-      inputCid = (await init.store.add(req.input)).cid
+      const input = await init.store.add(req.input, JOB_DATA_ADD)
+      if (input.release != null) init.onHold(input.release)
+      inputCid = input.cid
       if (s.isDirectory()) {
-        partitions = await mapConcurrently(await filesUnder(req.input), PARTITION_ADDS_AT_ONCE, async file => ({ cid: (await init.store.add(file, PARTITION_ADD)).cid, bytes: (await stat(file)).size }))
+        // the files are under the input's root, which is held already
+        partitions = await mapConcurrently(await filesUnder(req.input), PARTITION_ADDS_AT_ONCE, async file => ({ cid: (await init.store.add(file, { provide: false, pin: false })).cid, bytes: (await stat(file)).size }))
         if (partitions.length === 0) throw new InvalidJobError(`input folder ${req.input} holds no files`)
       } else {
         if (s.size > MAX_INPUT_BYTES) throw new InvalidJobError(`input ${req.input} is larger than ${MAX_INPUT_BYTES} bytes; split it into a folder of files`)
@@ -151,7 +165,7 @@ export async function planJob (req: SubmitRequest, init: PlannerInit, signal: Ab
     if (bytes != null) {
       const count = intIn(req.partitions, 'partitions', 1, MAX_TASKS, defaultPartitions(bytes.byteLength))
       const parts = splitRecords(bytes, count)
-      const cids = await mapConcurrently(parts, PARTITION_ADDS_AT_ONCE, async part => await addBytes(init.store, part, PARTITION_ADD))
+      const cids = await mapConcurrently(parts, PARTITION_ADDS_AT_ONCE, async part => await addBytes(init.store, part, JOB_DATA_ADD, init.onHold))
       partitions = parts.map((part, i) => ({ cid: cids[i] as string, bytes: part.byteLength }))
     }
   }

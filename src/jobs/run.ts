@@ -124,6 +124,8 @@ export class JobRun {
   private readonly codeCidBytes: Uint8Array
   private readonly shutdown = new AbortController()
   private readonly waiters: Array<() => void> = []
+  /** Ends the holds on the job's data (holdData). */
+  private readonly releases: Array<() => void> = []
 
   constructor (ctx: RunContext) {
     this.ctx = ctx
@@ -188,6 +190,7 @@ export class JobRun {
   /** Starts (or resumes) scheduling. */
   async start (): Promise<void> {
     if (this.state !== 'running') return
+    this.holdData()
     if (this.ctx.runNumber > 0) {
       this.resumed++
       await this.ctx.journal.append({ t: 'resume', run: this.ctx.runNumber })
@@ -565,8 +568,19 @@ export class JobRun {
     }
   }
 
+  /**
+   * Keeps the job's input and partitions from gc while it runs: they are not
+   * pinned (planner.ts), and a restarted daemon holds them again on resume.
+   */
+  private holdData (): void {
+    if (this.releases.length > 0) return
+    const cids = [this.plan.inputCid, ...this.plan.partitions.map(p => p.cid)]
+    for (const cid of new Set(cids)) if (cid != null) this.releases.push(this.ctx.store.hold(CID.parse(cid)))
+  }
+
   private async end (state: JobState, error: string | null): Promise<void> {
     if (this.state !== 'running') return
+    for (const release of this.releases.splice(0)) release()
     this.state = state
     this.error = error
     this.endedAtMs = Date.now()

@@ -287,18 +287,25 @@ export class JobsService {
   async submit (req: SubmitRequest, signal?: AbortSignal): Promise<JobSummary> {
     const active = [...this.runs.values()].filter(r => r.state === 'running').length
     if (active >= MAX_ACTIVE_JOBS) throw new InvalidJobError(`${active} jobs are running on this daemon already (limit ${MAX_ACTIVE_JOBS}); wait for some to finish`)
-    const plan = await planJob(req, {
-      store: this.init.store,
-      sandbox: this.init.sandbox,
-      worker: this.init.worker,
-      fetchBytes: async (cid, maxBytes, s) => await this.worker.fetch(cid, maxBytes, s)
-    }, AbortSignal.any([this.shutdown.signal, ...(signal == null ? [] : [signal])]))
-    const run = this.newRun(plan, 0)
-    await this.journals.get(plan.jobId)?.append({ t: 'plan', plan })
-    this.runs.set(plan.jobId, run)
-    this.log.info('job submitted', { job: plan.jobId, module: plan.module, tasks: plan.partitions.length, verify: plan.verify })
-    await run.start()
-    return run.summary()
+    // the planner's holds on what it stored last until the run holds the same data (or planning fails)
+    const plannerHolds: Array<() => void> = []
+    try {
+      const plan = await planJob(req, {
+        store: this.init.store,
+        sandbox: this.init.sandbox,
+        worker: this.init.worker,
+        fetchBytes: async (cid, maxBytes, s) => await this.worker.fetch(cid, maxBytes, s),
+        onHold: (release) => { plannerHolds.push(release) }
+      }, AbortSignal.any([this.shutdown.signal, ...(signal == null ? [] : [signal])]))
+      const run = this.newRun(plan, 0)
+      await this.journals.get(plan.jobId)?.append({ t: 'plan', plan })
+      this.runs.set(plan.jobId, run)
+      this.log.info('job submitted', { job: plan.jobId, module: plan.module, tasks: plan.partitions.length, verify: plan.verify })
+      await run.start()
+      return run.summary()
+    } finally {
+      for (const release of plannerHolds) release()
+    }
   }
 
   /** What this service holds in memory, for the daemon's memory log. */

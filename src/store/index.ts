@@ -34,12 +34,22 @@ export interface AddOptions extends FetchOptions {
    * peers before the DHT). @default true
    */
   provide?: boolean
+  /**
+   * Pin the root. Off for data kept only while something uses it (a job's
+   * input and partitions, a worker's task output): pass `hold` instead, or
+   * nothing, and `gc` may remove it. @default true
+   */
+  pin?: boolean
+  /** Keep the root from `gc` until `AddResult.release` is called (held before the add resolves). */
+  hold?: boolean
 }
 
 export interface AddResult {
   cid: string
   size: number
   replicas?: ReplicaResult
+  /** With `hold`: ends the hold. Idempotent. */
+  release?(): void
 }
 
 export interface ReplicaResult {
@@ -93,6 +103,13 @@ export interface Store {
   pinRm(cid: CID): Promise<void>
   pinLs(): Promise<PinInfo[]>
   gc(): Promise<GcResult>
+  /**
+   * Keeps `cid` and everything under it from `gc` until the returned function
+   * is called (in memory only: what must outlive a restart is pinned). Holds
+   * count: the same CID held twice needs two releases. Unlike a pin, a hold
+   * never removes what a user pinned.
+   */
+  hold(cid: CID): () => void
   /**
    * Stores small blocks as they are (each hashed against its CID first), in
    * one batch, unpinned: `gc` may remove them. For data a module keeps by CID

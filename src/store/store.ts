@@ -67,6 +67,8 @@ export class DefaultStore implements Store {
   /** Operations that write blocks; gc waits for them and holds new ones back. */
   private busy = 0
   private gcRunning?: Promise<unknown>
+  /** CID (base32 v1) -> holds on it (`hold`): gc roots besides the pins. */
+  private readonly holds = new Map<string, { cid: CID, count: number }>()
 
   constructor (init: StoreInit) {
     this.node = init.node
@@ -171,11 +173,12 @@ export class DefaultStore implements Store {
         return root
       })
       if (last == null) throw new ContentNotFoundError('nothing was imported')
-      await this.pins.add(last)
-      return { cid: last, size: bytes }
+      if (options.pin !== false) await this.pins.add(last)
+      // held while still counted as writing, so no gc can slip in between
+      return { cid: last, size: bytes, release: options.hold === true ? this.hold(last) : undefined }
     })
     if (options.provide !== false) this.provide(result.cid)
-    const out: AddResult = { cid: result.cid.toString(), size: result.size }
+    const out: AddResult = { cid: result.cid.toString(), size: result.size, ...(result.release != null ? { release: result.release } : {}) }
     if ((options.replicas ?? 1) > 1) out.replicas = await this.replicate(result.cid, (options.replicas ?? 1) - 1, options)
     return out
   }
@@ -391,7 +394,20 @@ export class DefaultStore implements Store {
     return await this.pins.ls()
   }
 
-  /** Removes every block not reachable from a pin. */
+  hold (cid: CID): () => void {
+    const key = cid.toV1().toString()
+    const held = this.holds.get(key) ?? { cid, count: 0 }
+    held.count++
+    this.holds.set(key, held)
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      if (--held.count === 0) this.holds.delete(key)
+    }
+  }
+
+  /** Removes every block not reachable from a pin or a hold. */
   async gc (): Promise<GcResult> {
     while (this.gcRunning != null) await this.gcRunning
     const run = (async () => {
@@ -410,6 +426,7 @@ export class DefaultStore implements Store {
         for (const child of linksOf(c, bytes)) await mark(child)
       }
       for (const pin of await this.pins.ls()) await mark(CID.parse(pin.cid))
+      for (const { cid } of [...this.holds.values()]) await mark(cid)
       let removed = 0
       let freedBytes = 0
       for await (const c of this.blockstore.cids()) {

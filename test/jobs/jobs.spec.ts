@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { CID } from 'multiformats/cid'
 import { afterEach, describe, expect, it } from 'vitest'
 import { WORDCOUNT, corpus, startJobPeer, stopJobPeer, waitForMesh, wordcountLocal, writeModule } from './helpers.ts'
 import type { JobPeer } from './helpers.ts'
@@ -78,6 +79,29 @@ describe('jobs across peers in one process', () => {
     const collected = await s.store.gc()
     expect(collected.removed).toBeGreaterThanOrEqual(4)
     expect((await run()).tasks.cached).toBe(0)
+  }, 60_000)
+
+  it('a job holds its input and partitions while it runs; after it they are unpinned (gc clears them) and only the result stays pinned', async () => {
+    const [submitter] = await mesh([{}, {}])
+    const s = submitter as JobPeer
+    const text = corpus(200_000)
+    const input = join(s.dir, 'corpus.txt')
+    await writeFile(input, text)
+    // each task spins a while (the sandbox's clock stands still), so the gc below runs while tasks are still to be fetched
+    const module = await writeModule(s.dir, 'slowcount.js', WORDCOUNT.replace('const counts = {}', 'const counts = {}\n  let spin = 0\n  for (let i = 0; i < 5e7; i++) spin += i\n  if (spin < 0) return null'))
+    const summary = await s.jobs.submit({ module, input, partitions: 6 })
+    await s.store.gc()
+    const detail = await s.jobs.wait(summary.jobId)
+    expect(detail.state).toBe('succeeded')
+    expect(detail.result).toEqual(wordcountLocal(text))
+    const pinned = (await s.store.pinLs()).map(p => p.cid)
+    expect(pinned).toContain(detail.resultCid)
+    const partitions = detail.taskList.map(t => CID.parse(t.inputCid as string))
+    for (const cid of partitions) expect(pinned).not.toContain(cid.toString())
+    // the module (pinned: later jobs use it) and the result
+    expect(pinned.length).toBeLessThanOrEqual(2)
+    expect((await s.store.gc()).removed).toBeGreaterThanOrEqual(partitions.length)
+    for (const cid of partitions) expect(await s.store.localBlock(cid)).toBeUndefined()
   }, 60_000)
 
   it('reduces once, however many last results land in the same moment', async () => {

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
@@ -192,6 +194,37 @@ describe('DiskBlockstore', () => {
     expect(await after.has(otherCid)).toBe(false)
     expect(after.usage()).toMatchObject({ packs: 1, packBytes: 300_000, liveBytes: 300_000, blocks: 3 })
     await after.close()
+  })
+
+  it('the index read back at start costs a few hundred bytes of heap per block (base32 text keys cost ~1.6 KiB)', async () => {
+    const count = 5000
+    const cids: CID[] = []
+    await store.writeBatch(async batch => {
+      for (let i = 0; i < count; i++) {
+        const bytes = Buffer.from(`block ${i}`)
+        const cid = await cidOf(bytes)
+        cids.push(cid)
+        await batch.putStored(cid, encodeStored(bytes))
+      }
+    })
+    await store.close()
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const heapAfterGc = (): number => {
+      for (let i = 0; i < 4; i++) gc()
+      return process.memoryUsage().heapUsed
+    }
+    const before = heapAfterGc()
+    const reopened = new DiskBlockstore(join(dir, 'blocks'))
+    await reopened.open()
+    const perBlock = (heapAfterGc() - before) / count
+    store = reopened
+    expect(perBlock).toBeLessThan(600)
+    expect(Buffer.from(await store.getBytes(cids[count - 1] as CID)).toString()).toBe(`block ${count - 1}`)
+    const listed = new Set<string>()
+    for await (const cid of store.cids()) listed.add(cid.toString())
+    expect(listed.size).toBe(count)
+    expect(listed.has((cids[0] as CID).toString())).toBe(true)
   })
 
   it('refuses a newer format, and the old one-file-per-block format with advice', async () => {

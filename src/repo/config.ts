@@ -55,6 +55,15 @@ export interface Config {
   relay: boolean
   worker: WorkerConfig
   replication: ReplicationConfig
+  store: StoreConfig
+}
+
+export interface StoreConfig {
+  /**
+   * Unpinned data (fetched blocks, jobs' inputs and outputs) kept before the
+   * daemon runs gc by itself, in MiB; 0: only `lepton gc` collects. @default 4096
+   */
+  cacheMiB: number
 }
 
 export interface ReplicationConfig {
@@ -78,7 +87,8 @@ export function defaultConfig (): Config {
     mdns: false,
     relay: true,
     worker: defaultWorkerConfig(),
-    replication: { graceS: 300 }
+    replication: { graceS: 300 },
+    store: { cacheMiB: 4096 }
   }
 }
 
@@ -120,14 +130,14 @@ export function parseConfig (text: string, file: string): Config {
   if (obj.version > CONFIG_VERSION) {
     throw new RepoVersionError(`config file ${file} has version ${obj.version}, newer than this lepton understands (${CONFIG_VERSION}); upgrade lepton`)
   }
-  for (const section of ['connections', 'worker', 'replication']) {
+  for (const section of ['connections', 'worker', 'replication', 'store']) {
     const v = obj[section]
     if (v !== undefined && (v == null || typeof v !== 'object' || Array.isArray(v))) {
       throw new ConfigError(`config file ${file}: "${section}" must be an object`)
     }
   }
   const defaults = defaultConfig()
-  const config: Config = { ...defaults, ...obj, connections: { ...defaults.connections, ...(obj.connections as object ?? {}) }, worker: { ...defaults.worker, ...(obj.worker as object ?? {}) }, replication: { ...defaults.replication, ...(obj.replication as object ?? {}) } } as Config
+  const config: Config = { ...defaults, ...obj, connections: { ...defaults.connections, ...(obj.connections as object ?? {}) }, worker: { ...defaults.worker, ...(obj.worker as object ?? {}) }, replication: { ...defaults.replication, ...(obj.replication as object ?? {}) }, store: { ...defaults.store, ...(obj.store as object ?? {}) } } as Config
   const bad = (field: string, expected: string): never => {
     throw new ConfigError(`config file ${file}: "${field}" must be ${expected}`)
   }
@@ -141,6 +151,7 @@ export function parseConfig (text: string, file: string): Config {
   if (!isPositiveInt(config.connections.target)) bad('connections.target', 'a positive integer')
   if (!isPositiveInt(config.connections.max)) bad('connections.max', 'a positive integer')
   if (!isPositiveInt(config.replication.graceS)) bad('replication.graceS', 'a positive integer (seconds)')
+  if (!Number.isInteger(config.store.cacheMiB) || config.store.cacheMiB < 0) bad('store.cacheMiB', 'an integer >= 0 (MiB; 0 turns automatic gc off)')
   const w = config.worker
   if (!Number.isInteger(w.slots) || w.slots < 0 || w.slots > 1024) bad('worker.slots', 'an integer from 0 to 1024')
   if (!isPositiveInt(w.memoryMiB) || w.memoryMiB < 8) bad('worker.memoryMiB', 'an integer of at least 8')

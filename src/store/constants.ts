@@ -94,3 +94,12 @@ export const READ_LOOKAHEAD = 8
 
 /** A peer that serves a block not matching its CID is refused this long. */
 export const FORGED_BLOCK_BAN_MS = 60 * 60 * 1000
+
+/**
+ * Unpinned data the store keeps before it runs gc by itself (StoreInit.cacheBytes):
+ * 4 GiB, the order of kubo's default StorageMax (10 GB) on a machine that
+ * also computes. Config: store.cacheMiB.
+ */
+export const DEFAULT_CACHE_BYTES = 4 * 1024 * 1024 * 1024
+/** How often the store compares its size with the cache budget. */
+export const CACHE_CHECK_MS = 10_000

@@ -139,6 +139,14 @@ export interface StoreInit {
   replicaGraceMs?: number
   /** How often the holders of replicated CIDs check on each other. @default 10000 */
   replicaCheckMs?: number
+  /**
+   * Bytes the store may grow by beyond what the last gc kept (pins, holds)
+   * before it runs gc by itself: the budget of unpinned cache (fetched
+   * blocks, jobs' inputs and outputs). 0: never on its own. @default 4 GiB
+   */
+  cacheBytes?: number
+  /** How often the store compares its size with that budget. @default 10000 */
+  cacheCheckMs?: number
 }
 
 export function createStore (init: StoreInit): Store {

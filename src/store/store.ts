@@ -4,7 +4,7 @@ import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
 import { DiskBlockstore, contiguous, decodeStored, encodeStoredAsync, verifyBlock } from './blockstore.ts'
-import { FIND_TIMEOUT_MS, FORGED_BLOCK_BAN_MS, IMPORTER_PRELOAD_DELAY_MS, READ_LOOKAHEAD, HAVE_TIMEOUT_MS, PROVIDE_TIMEOUT_MS, REPROVIDE_INTERVAL_MS } from './constants.ts'
+import { CACHE_CHECK_MS, DEFAULT_CACHE_BYTES, FIND_TIMEOUT_MS, FORGED_BLOCK_BAN_MS, IMPORTER_PRELOAD_DELAY_MS, READ_LOOKAHEAD, HAVE_TIMEOUT_MS, PROVIDE_TIMEOUT_MS, REPROVIDE_INTERVAL_MS } from './constants.ts'
 import { ChunkPool, loadImporter, preloadImporter, readFileChunks } from './importer.ts'
 import { DAG_PB, RAW, linksOf } from './dag.ts'
 import { BlockNotFoundError, ContentNotFoundError, CorruptBlockError, InvalidCidError, NotPinnedError } from './errors.ts'
@@ -67,12 +67,19 @@ export class DefaultStore implements Store {
   /** Operations that write blocks; gc waits for them and holds new ones back. */
   private busy = 0
   private gcRunning?: Promise<unknown>
+  /** Live block bytes the last gc kept (or found at start): the cache budget counts from there. */
+  private keptBytes = 0
+  private cacheTimer?: ReturnType<typeof setInterval>
+  private readonly cacheBytes: number
+  private readonly cacheCheckMs: number
   /** CID (base32 v1) -> holds on it (`hold`): gc roots besides the pins. */
   private readonly holds = new Map<string, { cid: CID, count: number }>()
 
   constructor (init: StoreInit) {
     this.node = init.node
     this.repoPath = init.repoPath
+    this.cacheBytes = init.cacheBytes ?? DEFAULT_CACHE_BYTES
+    this.cacheCheckMs = init.cacheCheckMs ?? CACHE_CHECK_MS
     this.log = init.log
     this.blockstore = new DiskBlockstore(join(init.repoPath, 'blocks'), {
       onCorrupt: (cid) => { this.log.warn('corrupt block on disk removed', { cid: cid.toString() }) }
@@ -107,11 +114,34 @@ export class DefaultStore implements Store {
     // announce what we hold once the node has had time to join the DHT
     setTimeout(() => { this.reprovideAll().catch(() => {}) }, 5000).unref()
     setTimeout(() => { preloadImporter().catch(() => {}) }, IMPORTER_PRELOAD_DELAY_MS).unref()
+    this.keptBytes = this.blockstore.usage().liveBytes
+    if (this.cacheBytes > 0) {
+      this.cacheTimer = setInterval(() => { this.checkCache() }, this.cacheCheckMs)
+      this.cacheTimer.unref()
+    }
+  }
+
+  /**
+   * Runs gc once the store has grown by more than the cache budget since the
+   * last gc kept what is pinned or held. Unpinned data is cache: without this
+   * a busy submitter's disk (and its block index in memory) grew with every
+   * job, now that jobs no longer pin their inputs.
+   */
+  private checkCache (): void {
+    if (this.gcRunning != null || this.shutdown.signal.aborted) return
+    const { liveBytes } = this.blockstore.usage()
+    if (liveBytes - this.keptBytes <= this.cacheBytes) return
+    this.log.info('cache over budget: collecting unpinned blocks', { liveBytes, keptBytes: this.keptBytes, cacheBytes: this.cacheBytes })
+    this.gc().then(r => {
+      this.log.info('cache collected', { removed: r.removed, freedBytes: r.freedBytes, keptBytes: this.keptBytes })
+    }).catch(err => { this.log.warn('automatic gc failed', { err }) })
   }
 
   async stop (): Promise<void> {
     this.shutdown.abort()
     clearInterval(this.reprovideTimer)
+    clearInterval(this.cacheTimer)
+    await this.gcRunning?.catch(() => {})
     await this.replication.stop()
     await this.exchange.stop()
     await this.blockstore.close()
@@ -437,6 +467,7 @@ export class DefaultStore implements Store {
       }
       // the space comes back when packs are rewritten or removed
       await this.blockstore.compact()
+      this.keptBytes = this.blockstore.usage().liveBytes
       return { removed, freedBytes }
     })()
     this.gcRunning = run

@@ -19,10 +19,10 @@ export interface StorePeer {
 }
 
 /** A libp2p node with a store in a fresh temporary repo folder. */
-export async function startStorePeer (options: { bootstrap?: string[], source?: (blockstore: DiskBlockstore) => BlockSource, replicaGraceMs?: number, replicaCheckMs?: number } = {}): Promise<StorePeer> {
+export async function startStorePeer (options: { bootstrap?: string[], source?: (blockstore: DiskBlockstore) => BlockSource, replicaGraceMs?: number, replicaCheckMs?: number, cacheBytes?: number, cacheCheckMs?: number } = {}): Promise<StorePeer> {
   const dir = await mkdtemp(join(tmpdir(), 'lepton-store-'))
   const node = await createNode({ connector: { bootstrap: options.bootstrap, intervalMs: 200 }, rtt: { intervalMs: 200 } })
-  const store = createStore({ node, repoPath: dir, log: silentLogger, source: options.source, replicaGraceMs: options.replicaGraceMs, replicaCheckMs: options.replicaCheckMs })
+  const store = createStore({ node, repoPath: dir, log: silentLogger, source: options.source, replicaGraceMs: options.replicaGraceMs, replicaCheckMs: options.replicaCheckMs, cacheBytes: options.cacheBytes, cacheCheckMs: options.cacheCheckMs })
   await store.start()
   return { node, store, dir }
 }

@@ -4,6 +4,8 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { rawCid } from '../../src/jobs/index.ts'
 import { PinSet } from '../../src/store/pins.ts'
+import { randomBytes } from 'node:crypto'
+import { setTimeout } from 'node:timers/promises'
 import { CID } from 'multiformats/cid'
 import { startStorePeer, stopStorePeer } from './helpers.ts'
 import type { StorePeer } from './helpers.ts'
@@ -58,5 +60,24 @@ describe('holds', () => {
     release()
     expect((await peer.store.gc()).removed).toBe(0)
     expect((await peer.store.pinLs()).map(p => p.cid)).toEqual([pinned.cid])
+  })
+
+  it('past its cache budget the store runs gc by itself: unpinned blocks go, pinned and held ones stay', async () => {
+    const peer = await startStorePeer({ cacheBytes: 1024 * 1024, cacheCheckMs: 50 })
+    peers.push(peer)
+    const random = (bytes: number): AsyncIterable<Uint8Array> => (async function * () { yield randomBytes(bytes) })()
+    const pinned = await peer.store.add(random(300_000))
+    const held = await peer.store.add(random(300_000), { pin: false, hold: true })
+    const cache: string[] = []
+    // under the budget: nothing is collected
+    cache.push((await peer.store.add(random(400_000), { pin: false })).cid)
+    await setTimeout(300)
+    expect(await peer.store.localBlock(CID.parse(cache[0] as string))).toBeDefined()
+    for (let i = 0; i < 3; i++) cache.push((await peer.store.add(random(400_000), { pin: false })).cid)
+    const deadline = Date.now() + 10_000
+    while (await peer.store.localBlock(CID.parse(cache[0] as string)) != null && Date.now() < deadline) await setTimeout(50)
+    for (const cid of cache) expect(await peer.store.localBlock(CID.parse(cid))).toBeUndefined()
+    expect(await peer.store.localBlock(CID.parse(pinned.cid))).toBeDefined()
+    expect(await peer.store.localBlock(CID.parse(held.cid))).toBeDefined()
   })
 })

@@ -49,6 +49,29 @@ export interface JobsInit {
   tamper?(output: unknown, award: TaskMessage): unknown
 }
 
+/**
+ * A finished job's summary as kept in memory: its workers as two arrays
+ * rather than an object keyed by peer id. Objects with keys like that take a
+ * new V8 hidden class for every new set and order of keys: ~430 bytes per
+ * job on a soak's submitter, more than the summary itself.
+ */
+interface KeptSummary extends Omit<JobSummary, 'workers'> {
+  workerIds: string[]
+  workerCounts: number[]
+}
+
+function keepSummary (summary: JobSummary): KeptSummary {
+  const { workers, ...rest } = summary
+  return { ...rest, workerIds: Object.keys(workers), workerCounts: Object.values(workers) }
+}
+
+function unkeepSummary (kept: KeptSummary): JobSummary {
+  const { workerIds, workerCounts, ...rest } = kept
+  const workers: Record<string, number> = {}
+  workerIds.forEach((id, i) => { workers[id] = workerCounts[i] ?? 0 })
+  return { ...rest, workers }
+}
+
 export class JobsService {
   readonly worker: Worker
   private readonly init: JobsInit
@@ -58,7 +81,7 @@ export class JobsService {
   /** Ids of the finished jobs in `runs`, oldest first. */
   private readonly finished = new Set<string>()
   /** Summaries of finished jobs no longer in `runs`, oldest first. */
-  private readonly summaries = new Map<string, JobSummary>()
+  private readonly summaries = new Map<string, KeptSummary>()
   private readonly journals = new Map<string, Journal>()
   private readonly lineage = new LineageCache(LINEAGE_ENTRIES, LINEAGE_BYTES)
   private readonly outcomes = new Map<string, { ok: number, bad: number }>()
@@ -164,7 +187,7 @@ export class JobsService {
       this.finished.delete(id)
       const old = this.runs.get(id)
       this.runs.delete(id)
-      if (old != null) this.summaries.set(id, old.summary())
+      if (old != null) this.summaries.set(id, keepSummary(old.summary()))
     }
     for (const id of this.summaries.keys()) {
       if (this.summaries.size <= SUMMARIES_KEPT) break
@@ -314,7 +337,7 @@ export class JobsService {
   }
 
   list (): JobSummary[] {
-    return [...this.runs.values()].map(r => r.summary()).concat([...this.summaries.values()]).sort((a, b) => b.createdAtMs - a.createdAtMs)
+    return [...this.runs.values()].map(r => r.summary()).concat([...this.summaries.values()].map(unkeepSummary)).sort((a, b) => b.createdAtMs - a.createdAtMs)
   }
 
   /** A job by id or unique-enough prefix (>= 4 characters): in memory, else read back from its journal. */

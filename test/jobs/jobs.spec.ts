@@ -104,6 +104,25 @@ describe('jobs across peers in one process', () => {
     for (const cid of partitions) expect(await s.store.localBlock(cid)).toBeUndefined()
   }, 60_000)
 
+  it('jobs past the ones kept whole are listed from their summaries, workers and counts intact', async () => {
+    const [submitter, worker] = await mesh([{}])
+    const s = submitter as JobPeer
+    const module = await writeModule(s.dir, 'noop.js', 'export function map (input, ctx) { return ctx.task }\nexport function reduce (v) { return v.length }\n')
+    const ids: string[] = []
+    for (let i = 0; i < 18; i++) {
+      const summary = await s.jobs.submit({ module, tasks: 2, seed: i })
+      expect((await s.jobs.wait(summary.jobId)).state).toBe('succeeded')
+      ids.push(summary.jobId)
+    }
+    const listed = s.jobs.list()
+    expect(listed.map(j => j.jobId).sort()).toEqual([...ids].sort())
+    // the first job is no longer kept whole (16 are): its summary still names its worker and counts
+    const first = listed.find(j => j.jobId === ids[0])
+    expect(first?.state).toBe('succeeded')
+    expect(first?.workers).toEqual({ [(worker as JobPeer).node.peerId.toString()]: 2 })
+    expect(first?.tasks.done).toBe(2)
+  }, 60_000)
+
   it('reduces once, however many last results land in the same moment', async () => {
     const [submitter] = await mesh([{}, {}])
     const s = submitter as JobPeer

@@ -36,8 +36,8 @@ export interface AddOptions extends FetchOptions {
   provide?: boolean
   /**
    * Pin the root. Off for data kept only while something uses it (a job's
-   * input and partitions, a worker's task output): pass `hold` instead, or
-   * nothing, and `gc` may remove it. @default true
+   * input and partitions): pass `hold` instead, or nothing, and `gc` may
+   * remove it. @default true
    */
   pin?: boolean
   /** Keep the root from `gc` until `AddResult.release` is called (held before the add resolves). */

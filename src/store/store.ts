@@ -128,7 +128,8 @@ export class DefaultStore implements Store {
    * job, now that jobs no longer pin their inputs.
    */
   private checkCache (): void {
-    if (this.gcRunning != null || this.shutdown.signal.aborted) return
+    // not while blocks are being written: gc would wait for them (a long fetch) and hold every new writer back meanwhile
+    if (this.gcRunning != null || this.busy > 0 || this.shutdown.signal.aborted) return
     const { liveBytes } = this.blockstore.usage()
     if (liveBytes - this.keptBytes <= this.cacheBytes) return
     this.log.info('cache over budget: collecting unpinned blocks', { liveBytes, keptBytes: this.keptBytes, cacheBytes: this.cacheBytes })

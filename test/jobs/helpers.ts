@@ -21,12 +21,13 @@ export interface JobPeer {
 }
 
 /** A node with a store, a sandbox and the jobs service, in a fresh repo folder. */
-export async function startJobPeer (options: { bootstrap?: string[], slots?: number, tamper?: JobsInit['tamper'], dir?: string, accept?: 'any' | string[] } = {}): Promise<JobPeer> {
+export async function startJobPeer (options: { bootstrap?: string[], slots?: number, tamper?: JobsInit['tamper'], dir?: string, accept?: 'any' | string[], reuseContexts?: boolean } = {}): Promise<JobPeer> {
   const dir = options.dir ?? await mkdtemp(join(tmpdir(), 'lepton-jobs-'))
   const node = await createNode({ connector: { bootstrap: options.bootstrap, intervalMs: 200 }, rtt: { intervalMs: 200 } })
   const store = createStore({ node, repoPath: dir, log: silentLogger })
   await store.start()
-  const sandbox = createSandbox()
+  // reuseContexts: as a daemon with worker.isolation "job" (the default) runs
+  const sandbox = createSandbox({ reuseContexts: options.reuseContexts })
   const jobs = createJobs({
     node,
     store,

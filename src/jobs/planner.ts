@@ -56,8 +56,9 @@ async function readModule (path: string, what: string): Promise<Uint8Array> {
   return await readFile(path)
 }
 
-async function addBytes (store: Store, bytes: Uint8Array, options: AddOptions = {}, onHold?: (release: () => void) => void): Promise<string> {
-  const added = await store.add((async function * () { yield bytes })(), options)
+/** Adds a path or bytes; a hold the add took (`options.hold`) goes to `onHold`. */
+async function addTo (store: Store, source: string | Uint8Array, options: AddOptions = {}, onHold?: (release: () => void) => void): Promise<string> {
+  const added = await store.add(typeof source === 'string' ? source : (async function * () { yield source })(), options)
   if (added.release != null) onHold?.(added.release)
   return added.cid
 }
@@ -119,17 +120,17 @@ export async function planJob (req: SubmitRequest, init: PlannerInit, signal: Ab
   const runtime = detectRuntime(code)
   const info = await init.sandbox.inspect(runtime, code, 'submit')
   if (!info.exports.includes('map')) throw new InvalidJobError(`module ${req.module} exports no map function (export function map (input, ctx) { ... })`)
-  const codeCid = await addBytes(init.store, code)
+  const codeCid = await addTo(init.store, code)
   let reduceCid = codeCid
   let hasReduce = info.exports.includes('reduce')
   if (req.reduceModule != null) {
     const reduceCode = await readModule(req.reduceModule, 'reduce module')
     const r = await init.sandbox.inspect('js', reduceCode, 'submit-reduce')
     if (!r.exports.includes('reduce')) throw new InvalidJobError(`reduce module ${req.reduceModule} exports no reduce function`)
-    reduceCid = await addBytes(init.store, reduceCode)
+    reduceCid = await addTo(init.store, reduceCode)
     hasReduce = true
   } else if (runtime === 'wasm') {
-    reduceCid = await addBytes(init.store, new TextEncoder().encode(SUM_REDUCER))
+    reduceCid = await addTo(init.store, new TextEncoder().encode(SUM_REDUCER))
     hasReduce = true
   }
   let inputCid: string | null = null
@@ -147,12 +148,10 @@ export async function planJob (req: SubmitRequest, init: PlannerInit, signal: Ab
       } catch {
         throw new InvalidJobError(`input ${req.input} does not exist`)
       }
-      const input = await init.store.add(req.input, JOB_DATA_ADD)
-      if (input.release != null) init.onHold(input.release)
-      inputCid = input.cid
+      inputCid = await addTo(init.store, req.input, JOB_DATA_ADD, init.onHold)
       if (s.isDirectory()) {
         // the files are under the input's root, which is held already
-        partitions = await mapConcurrently(await filesUnder(req.input), PARTITION_ADDS_AT_ONCE, async file => ({ cid: (await init.store.add(file, { provide: false, pin: false })).cid, bytes: (await stat(file)).size }))
+        partitions = await mapConcurrently(await filesUnder(req.input), PARTITION_ADDS_AT_ONCE, async file => ({ cid: await addTo(init.store, file, { provide: false, pin: false }), bytes: (await stat(file)).size }))
         if (partitions.length === 0) throw new InvalidJobError(`input folder ${req.input} holds no files`)
       } else {
         if (s.size > MAX_INPUT_BYTES) throw new InvalidJobError(`input ${req.input} is larger than ${MAX_INPUT_BYTES} bytes; split it into a folder of files`)
@@ -165,7 +164,7 @@ export async function planJob (req: SubmitRequest, init: PlannerInit, signal: Ab
     if (bytes != null) {
       const count = intIn(req.partitions, 'partitions', 1, MAX_TASKS, defaultPartitions(bytes.byteLength))
       const parts = splitRecords(bytes, count)
-      const cids = await mapConcurrently(parts, PARTITION_ADDS_AT_ONCE, async part => await addBytes(init.store, part, JOB_DATA_ADD, init.onHold))
+      const cids = await mapConcurrently(parts, PARTITION_ADDS_AT_ONCE, async part => await addTo(init.store, part, JOB_DATA_ADD, init.onHold))
       partitions = parts.map((part, i) => ({ cid: cids[i] as string, bytes: part.byteLength }))
     }
   }

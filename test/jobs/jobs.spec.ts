@@ -20,12 +20,18 @@ describe('jobs across peers in one process', () => {
     return peers
   }
 
-  it('word count from a peer that runs no tasks equals a local run, on at least two workers', async () => {
+  /** A submitter and two workers, and a seeded corpus of `bytes` written in the submitter's folder. */
+  async function meshWithCorpus (bytes: number): Promise<{ s: JobPeer, text: string, input: string }> {
     const [submitter] = await mesh([{}, {}])
     const s = submitter as JobPeer
-    const text = corpus(400_000)
+    const text = corpus(bytes)
     const input = join(s.dir, 'corpus.txt')
     await writeFile(input, text)
+    return { s, text, input }
+  }
+
+  it('word count from a peer that runs no tasks equals a local run, on at least two workers', async () => {
+    const { s, text, input } = await meshWithCorpus(400_000)
     const module = await writeModule(s.dir, 'wordcount.js', WORDCOUNT)
     const summary = await s.jobs.submit({ module, input, partitions: 8 })
     const detail = await s.jobs.wait(summary.jobId)
@@ -57,11 +63,7 @@ describe('jobs across peers in one process', () => {
   }, 60_000)
 
   it('a job run again is answered from lineage, its outputs read from the blockstore (not memory); after gc they run again', async () => {
-    const [submitter] = await mesh([{}, {}])
-    const s = submitter as JobPeer
-    const text = corpus(100_000)
-    const input = join(s.dir, 'corpus.txt')
-    await writeFile(input, text)
+    const { s, text, input } = await meshWithCorpus(100_000)
     const module = await writeModule(s.dir, 'wordcount.js', WORDCOUNT)
     const run = async (): Promise<Awaited<ReturnType<typeof s.jobs.wait>>> => {
       const detail = await s.jobs.wait((await s.jobs.submit({ module, input, partitions: 4 })).jobId)
@@ -82,11 +84,7 @@ describe('jobs across peers in one process', () => {
   }, 60_000)
 
   it('a job holds its input and partitions while it runs; after it they are unpinned (gc clears them) and only the result stays pinned', async () => {
-    const [submitter] = await mesh([{}, {}])
-    const s = submitter as JobPeer
-    const text = corpus(200_000)
-    const input = join(s.dir, 'corpus.txt')
-    await writeFile(input, text)
+    const { s, text, input } = await meshWithCorpus(200_000)
     // each task spins a while (the sandbox's clock stands still), so the gc below runs while tasks are still to be fetched
     const module = await writeModule(s.dir, 'slowcount.js', WORDCOUNT.replace('const counts = {}', 'const counts = {}\n  let spin = 0\n  for (let i = 0; i < 5e7; i++) spin += i\n  if (spin < 0) return null'))
     const summary = await s.jobs.submit({ module, input, partitions: 6 })

@@ -74,6 +74,9 @@ export const WANT_WINDOW = 16
 /** A want with no answer after this long is given to another provider. */
 export const WANT_TIMEOUT_MS = 15_000
 
+/** How often a block session looks for requests past their deadline (so a deadline may be overrun by up to this much). */
+export const REQUEST_SWEEP_MS = 250
+
 /** Default time allowed to find any provider of a CID. */
 export const FIND_TIMEOUT_MS = 30_000
 

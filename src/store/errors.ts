@@ -33,3 +33,8 @@ export class ContentNotFoundError extends LeptonError {
 export class NotPinnedError extends LeptonError {
   override name = 'NotPinnedError'
 }
+
+/** A peer did not answer a request on the block stream in the time allowed. */
+export class RequestTimeoutError extends LeptonError {
+  override name = 'RequestTimeoutError'
+}

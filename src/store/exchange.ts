@@ -10,8 +10,8 @@
 import { CID } from 'multiformats/cid'
 import { raceSignal } from '../signals.ts'
 import { FrameDecoder, ProtocolViolationError, readChunks, sendFrame } from '../wire/index.ts'
-import { BLOCKS_PROTOCOL, MAX_BLOCK_BYTES, MAX_HEADER_BYTES, SERVE_CONCURRENCY } from './constants.ts'
-import { BlockNotFoundError } from './errors.ts'
+import { BLOCKS_PROTOCOL, MAX_BLOCK_BYTES, MAX_HEADER_BYTES, REQUEST_SWEEP_MS, SERVE_CONCURRENCY } from './constants.ts'
+import { BlockNotFoundError, RequestTimeoutError } from './errors.ts'
 import { BlockMessageCodec, MSG } from './messages.ts'
 import type { StoredBlock } from './blockstore.ts'
 import type { BlockMessage } from './messages.ts'
@@ -39,6 +39,18 @@ interface Answer {
 interface Pending {
   resolve(answer: Answer): void
   reject(err: Error): void
+  /** performance.now() past which the request fails with a RequestTimeoutError. */
+  deadline: number
+}
+
+export interface RequestOptions {
+  /** Gives up when it aborts. */
+  signal?: AbortSignal
+  /**
+   * Gives up after this long without an answer. Cheaper than a timeout signal
+   * per request: one timer per session sweeps the deadlines.
+   */
+  timeoutMs?: number
 }
 
 /** Our side of one peer's block stream. */
@@ -50,6 +62,8 @@ export class BlockSession {
   /** A BLOCK header whose payload has not fully arrived. */
   private awaitingPayload?: BlockMessage
   private nextId = 1
+  /** Fails requests past their deadline; runs only while some are pending. */
+  private sweepTimer?: ReturnType<typeof setTimeout>
   closed = false
 
   constructor (peer: PeerId, stream: Stream, onClose: () => void) {
@@ -104,7 +118,8 @@ export class BlockSession {
     p.resolve(answer)
   }
 
-  private async request (type: number, cid: CID, signal?: AbortSignal): Promise<Answer> {
+  private async request (type: number, cid: CID, options: RequestOptions = {}): Promise<Answer> {
+    const { signal, timeoutMs } = options
     if (this.closed) throw new SessionClosedError(`block stream to ${this.peer.toString()} is closed`)
     // an abort that came already would never fire the listener below
     signal?.throwIfAborted()
@@ -113,34 +128,55 @@ export class BlockSession {
     // the abort listener must go once answered: it would keep the answer (a whole block) alive until the signal's timer fires
     let onAbort: (() => void) | undefined
     const answer = new Promise<Answer>((resolve, reject) => {
+      if (signal == null) {
+        this.pending.set(id, { resolve, reject, deadline: timeoutMs == null ? Infinity : performance.now() + timeoutMs })
+        return
+      }
       onAbort = () => {
-        if (this.pending.delete(id)) reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'))
+        if (this.pending.delete(id)) reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
       }
       this.pending.set(id, {
-        resolve: (a) => { signal?.removeEventListener('abort', onAbort as () => void); resolve(a) },
-        reject: (err) => { signal?.removeEventListener('abort', onAbort as () => void); reject(err) }
+        resolve: (a) => { signal.removeEventListener('abort', onAbort as () => void); resolve(a) },
+        reject: (err) => { signal.removeEventListener('abort', onAbort as () => void); reject(err) },
+        deadline: timeoutMs == null ? Infinity : performance.now() + timeoutMs
       })
-      signal?.addEventListener('abort', onAbort, { once: true })
+      signal.addEventListener('abort', onAbort, { once: true })
     })
+    if (timeoutMs != null) this.scheduleSweep()
     await sendFrame(this.stream, BlockMessageCodec.encode({ id, type, cid: cid.bytes, codec: 0, size: 0 }), signal)
     return await answer
   }
 
+  private scheduleSweep (): void {
+    if (this.sweepTimer != null || this.closed) return
+    this.sweepTimer = setTimeout(() => {
+      this.sweepTimer = undefined
+      const now = performance.now()
+      for (const [id, p] of this.pending) {
+        if (p.deadline > now) continue
+        this.pending.delete(id)
+        p.reject(new RequestTimeoutError(`${this.peer.toString()} did not answer a block request in time`))
+      }
+      if (this.pending.size > 0) this.scheduleSweep()
+    }, REQUEST_SWEEP_MS)
+  }
+
   /** The block in stored form, or undefined if the peer does not hold it. Not verified here. */
-  async want (cid: CID, signal?: AbortSignal): Promise<StoredBlock | undefined> {
-    const { msg, payload } = await this.request(MSG.WANT, cid, signal)
+  async want (cid: CID, options?: RequestOptions): Promise<StoredBlock | undefined> {
+    const { msg, payload } = await this.request(MSG.WANT, cid, options)
     if (msg.type === MSG.BLOCK) return { codec: msg.codec, payload: payload ?? new Uint8Array(0) }
     if (msg.type === MSG.DONT_HAVE) return undefined
     throw new ProtocolViolationError(`unexpected answer type ${msg.type} to a want`)
   }
 
-  async have (cid: CID, signal?: AbortSignal): Promise<boolean> {
-    return (await this.request(MSG.HAVE_QUERY, cid, signal)).msg.type === MSG.HAVE
+  async have (cid: CID, options?: RequestOptions): Promise<boolean> {
+    return (await this.request(MSG.HAVE_QUERY, cid, options)).msg.type === MSG.HAVE
   }
 
   close (err?: Error): void {
     if (this.closed) return
     this.closed = true
+    clearTimeout(this.sweepTimer)
     for (const p of this.pending.values()) p.reject(err ?? new SessionClosedError('session closed'))
     this.pending.clear()
     if (err != null) this.stream.abort(err)

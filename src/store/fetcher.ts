@@ -12,7 +12,7 @@ import { WANT_TIMEOUT_MS, WANT_WINDOW } from './constants.ts'
 import { DAG_PB, linksOf } from './dag.ts'
 import { raceSignal } from '../signals.ts'
 import type { BlockTarget } from './blockstore.ts'
-import type { BlockExchange } from './exchange.ts'
+import type { BlockExchange, BlockSession } from './exchange.ts'
 import type { Logger } from '../log.ts'
 import type { PeerId } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
@@ -47,6 +47,8 @@ export interface FetchResult extends FetchProgress {
 interface ProviderState {
   peer: PeerId
   key: string
+  /** Its block stream, once open (looked up once, not per want). */
+  session?: BlockSession
   inflight: number
   bad: boolean
   failures: number
@@ -136,9 +138,13 @@ export async function fetchDag (root: CID, init: FetchInit): Promise<FetchResult
     const fetchOne = async (cid: CID, p: ProviderState): Promise<void> => {
       let stored
       try {
-        const signal = AbortSignal.any([AbortSignal.timeout(wantTimeoutMs), ...(init.signal != null ? [init.signal] : [])])
-        const session = await init.exchange.session(p.peer, signal)
-        stored = await session.want(cid, signal)
+        let session = p.session
+        if (session == null || session.closed) {
+          const signal = AbortSignal.any([AbortSignal.timeout(wantTimeoutMs), ...(init.signal != null ? [init.signal] : [])])
+          session = p.session = await init.exchange.session(p.peer, signal)
+        }
+        // the session's deadline sweep times the want out: no timer or signal of its own per block
+        stored = await session.want(cid, { signal: init.signal, timeoutMs: wantTimeoutMs })
       } catch (err) {
         p.inflight--
         if (stopped()) return
@@ -149,6 +155,7 @@ export async function fetchDag (root: CID, init: FetchInit): Promise<FetchResult
         return
       }
       p.inflight--
+      if (stopped()) return
       if (stored == null) {
         const set = dontHave.get(cid.toString()) ?? new Set()
         set.add(p.key)

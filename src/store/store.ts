@@ -230,7 +230,7 @@ export class DefaultStore implements Store {
     const answers = await Promise.all(this.node.getPeers().map(async peer => {
       try {
         const session = await this.exchange.session(peer, haveSignal)
-        return await session.have(cid, haveSignal) ? peer : undefined
+        return await session.have(cid, { signal: haveSignal }) ? peer : undefined
       } catch {
         return undefined
       }
@@ -401,7 +401,7 @@ export class DefaultStore implements Store {
       const peer = this.node.getPeers().find(p => p.toString() === holder)
       if (peer == null) continue
       const signal = AbortSignal.any([AbortSignal.timeout(options.timeoutMs ?? 5000), this.shutdown.signal])
-      const stored = await (await this.exchange.session(peer, signal)).want(cid, signal)
+      const stored = await (await this.exchange.session(peer, signal)).want(cid, { signal })
       if (stored == null) continue
       const bytes = contiguous(decodeStored(stored))
       verifyBlock(cid, bytes)

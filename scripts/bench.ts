@@ -8,16 +8,16 @@
  *   sandbox  job functions warm in the sandbox vs called directly in V8 (scripts/bench/sandbox.ts)
  */
 import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { open, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { multiaddr } from '@multiformats/multiaddr'
 import { Client } from '../src/api/index.ts'
+import { DAEMON_NODE_FLAGS } from '../src/cli/node-flags.ts'
 import { createNode } from '../src/node/index.ts'
 import { Router } from '../src/routing/index.ts'
 import type { LeptonNode } from '../src/node/index.ts'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { RAW_PROTOCOL } from './bench/raw-peer.ts'
 import { seededText } from './bench/text.ts'
 import { LocalMesh, watchRss } from './local-mesh.ts'
 import { benchJobs } from './bench/jobs.ts'
@@ -31,23 +31,27 @@ function line (name: string, value: number, ceilingName: string, ceiling: number
   console.log(`${name.padEnd(34)} ${fmt(value).padStart(8)} MiB/s   ${ceilingName.padEnd(28)} ${fmt(ceiling).padStart(8)} MiB/s   ratio ${(value / ceiling).toFixed(2)}${extra}`)
 }
 
+/** One raw noise+yamux stream between two processes started with the daemon's Node flags (bench/raw-peer.ts). */
 async function rawStreamCeiling (frames: number): Promise<number> {
-  const child = spawn(process.execPath, [join(import.meta.dirname, 'bench/raw-peer.ts'), String(frames)], { stdio: ['ignore', 'pipe', 'inherit'] })
-  const addr = await new Promise<string>((resolve) => {
-    let out = ''
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; if (out.includes('\n')) resolve(out.trim()) })
-  })
-  const node = await createNode()
+  const peer = join(import.meta.dirname, 'bench/raw-peer.ts')
+  const sender = spawn(process.execPath, [...DAEMON_NODE_FLAGS, peer, 'send', String(frames)], { stdio: ['ignore', 'pipe', 'inherit'] })
   try {
-    const started = performance.now()
-    const stream = await node.dialProtocol(multiaddr(addr), RAW_PROTOCOL)
-    let bytes = 0
-    for await (const chunk of stream) bytes += chunk.byteLength
-    return rate(bytes, performance.now() - started)
+    const addr = await firstLine(sender)
+    const receiver = spawn(process.execPath, [...DAEMON_NODE_FLAGS, peer, 'receive', addr], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const [bytes, ms] = (await firstLine(receiver)).split(' ').map(Number) as [number, number]
+    return rate(bytes, ms)
   } finally {
-    await node.stop()
-    child.kill('SIGTERM')
+    sender.kill('SIGTERM')
   }
+}
+
+/** The first line a child prints (rejects if it exits first). */
+async function firstLine (child: ChildProcess): Promise<string> {
+  return await new Promise<string>((resolve, reject) => {
+    let out = ''
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => { out += d; if (out.includes('\n')) resolve(out.split('\n')[0] as string) })
+    child.once('exit', code => { reject(new Error(`bench/raw-peer.ts exited with ${code} before printing a line`)) })
+  })
 }
 
 /**

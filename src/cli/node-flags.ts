@@ -14,20 +14,10 @@
  * alive (soak throughput did not drop). The old generation then grew to ~4x
  * its live size between full collections; --heap-growing-percent=50 lets it
  * grow by half. (The flags also apply to the sandbox's isolates.)
- *
- * --no-incremental-marking (eleventh session): while a daemon moves data, the
- * buffers libp2p allocates for every chunk it reads, decrypts and encrypts
- * (outside the JS heap, freed only by a GC) kept V8 starting incremental
- * marking again every ~70 ms, with the old generation far below its limit: a
- * fetching daemon spent ~20% of its CPU in those full collections (~30 per
- * 256 MiB). Without incremental marking a full GC runs when a limit is
- * actually reached, as one pause (~10-30 ms on a daemon's 25-45 MiB heap):
- * 256 MiB fetches went from 117-158 to 190-210 MiB/s on this machine. A plain
- * libp2p stream gains ~5% from it (docs/STORE.md).
  */
 
 /** Flags the daemon runs with, unless the user gave their own value of the same flag. */
-export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8', '--heap-growing-percent=50', '--no-incremental-marking']
+export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8', '--heap-growing-percent=50']
 
 /**
  * The argv (for process.execve) that runs this `lepton daemon` again with
@@ -44,9 +34,9 @@ export function daemonExecArgs (execPath: string, execArgv: readonly string[], a
   return [execPath, ...execArgv, ...missing, script, ...argv.slice(2)]
 }
 
-/** `--max-semi-space-size=16` -> `--max-semi-space-size` (V8 also accepts underscores); `--no-x` and `--x` are one flag. */
+/** `--max-semi-space-size=16` -> `--max-semi-space-size` (V8 also accepts underscores). */
 function flagName (flag: string): string {
-  return (flag.split('=')[0] ?? '').replaceAll('_', '-').replace(/^--no-/, '--')
+  return (flag.split('=')[0] ?? '').replaceAll('_', '-')
 }
 
 /**

@@ -106,3 +106,6 @@ export const FORGED_BLOCK_BAN_MS = 60 * 60 * 1000
 export const DEFAULT_CACHE_BYTES = 4 * 1024 * 1024 * 1024
 /** How often the store compares its size with the cache budget. */
 export const CACHE_CHECK_MS = 10_000
+
+/** Blocks moved (served or fetched) between two young-generation GCs (store/young-gc.ts says why). */
+export const YOUNG_GC_EVERY_BYTES = 2 * 1024 * 1024

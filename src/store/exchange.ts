@@ -13,6 +13,7 @@ import { FrameDecoder, ProtocolViolationError, readChunks, sendFrame } from '../
 import { BLOCKS_PROTOCOL, MAX_BLOCK_BYTES, MAX_HEADER_BYTES, REQUEST_SWEEP_MS, SERVE_CONCURRENCY } from './constants.ts'
 import { BlockNotFoundError, RequestTimeoutError } from './errors.ts'
 import { BlockMessageCodec, MSG } from './messages.ts'
+import { transferYoungGc } from './young-gc.ts'
 import type { StoredBlock } from './blockstore.ts'
 import type { BlockMessage } from './messages.ts'
 import type { Logger } from '../log.ts'
@@ -265,7 +266,10 @@ export class BlockExchange {
         }
         while (inflight.size >= SERVE_CONCURRENCY) await Promise.race(inflight)
         const work: Promise<void> = this.answer(req, cid)
-          .then(async ({ msg, payload }) => { await sendFrame(stream, BlockMessageCodec.encode(msg), undefined, payload) })
+          .then(async ({ msg, payload }) => {
+            await sendFrame(stream, BlockMessageCodec.encode(msg), undefined, payload)
+            transferYoungGc.moved(msg.size)
+          })
           .catch((err: Error) => { failure ??= err })
           .finally(() => { inflight.delete(work) })
         inflight.add(work)

@@ -10,6 +10,7 @@ import { BlockNotFoundError, ContentNotFoundError, CorruptBlockError } from './e
 import { contiguous, decodeStored, verifyBlock } from './blockstore.ts'
 import { WANT_TIMEOUT_MS, WANT_WINDOW } from './constants.ts'
 import { DAG_PB, linksOf } from './dag.ts'
+import { transferYoungGc } from './young-gc.ts'
 import { raceSignal } from '../signals.ts'
 import type { BlockTarget } from './blockstore.ts'
 import type { BlockExchange, BlockSession } from './exchange.ts'
@@ -181,6 +182,7 @@ export async function fetchDag (root: CID, init: FetchInit): Promise<FetchResult
         await init.blockstore.putStored(cid, stored)
         progress.blocks++
         progress.bytes += bytes.byteLength
+        transferYoungGc.moved(stored.payload.byteLength)
         init.onProgress?.(progress)
         if (cid.code === DAG_PB) await expand(cid, contiguous(bytes)) // raw leaves link nowhere
       } finally {

@@ -23,10 +23,6 @@ describe('daemon node flags', () => {
     expect(semi(daemonExecArgs(node, ['--max_semi_space_size=4'], argv))).toEqual(['--max_semi_space_size=4'])
     expect(semi(daemonExecArgs(node, [], argv, '--max-old-space-size=512 --max-semi-space-size=32'))).toEqual([])
     expect(daemonExecArgs(node, [], argv, DAEMON_NODE_FLAGS.join(' '))).toBeNull()
-    // a user who wants incremental marking back says --incremental-marking: ours is not added beside it
-    const marking = (args: string[] | null): string[] => (args ?? []).filter(a => /incremental[-_]marking/.test(a))
-    expect(marking(daemonExecArgs(node, [], argv))).toEqual(['--no-incremental-marking'])
-    expect(marking(daemonExecArgs(node, ['--incremental-marking'], argv))).toEqual(['--incremental-marking'])
   })
 
   it('limits glibc malloc arenas unless the environment says otherwise, and leaves the mmap threshold dynamic', () => {

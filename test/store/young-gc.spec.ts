@@ -18,7 +18,7 @@ describe('young-generation GC while blocks move', () => {
     const { PerformanceObserver, constants } = await import('node:perf_hooks')
     let minor = 0
     const observer = new PerformanceObserver(list => {
-      for (const entry of list.getEntries()) if ((entry.detail as { kind?: number } | undefined)?.kind === constants.NODE_PERFORMANCE_GC_MINOR) minor++
+      for (const entry of list.getEntries()) if ((entry as unknown as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) minor++
     })
     observer.observe({ entryTypes: ['gc'] })
     const young = new YoungGc({ everyBytes: 1 })

@@ -126,11 +126,12 @@ export class BlockSession {
     signal?.throwIfAborted()
     const id = this.nextId
     this.nextId = (this.nextId % 0xffffffff) + 1
+    const deadline = timeoutMs == null ? Infinity : performance.now() + timeoutMs
     // the abort listener must go once answered: it would keep the answer (a whole block) alive until the signal's timer fires
     let onAbort: (() => void) | undefined
     const answer = new Promise<Answer>((resolve, reject) => {
       if (signal == null) {
-        this.pending.set(id, { resolve, reject, deadline: timeoutMs == null ? Infinity : performance.now() + timeoutMs })
+        this.pending.set(id, { resolve, reject, deadline })
         return
       }
       onAbort = () => {
@@ -139,7 +140,7 @@ export class BlockSession {
       this.pending.set(id, {
         resolve: (a) => { signal.removeEventListener('abort', onAbort as () => void); resolve(a) },
         reject: (err) => { signal.removeEventListener('abort', onAbort as () => void); reject(err) },
-        deadline: timeoutMs == null ? Infinity : performance.now() + timeoutMs
+        deadline
       })
       signal.addEventListener('abort', onAbort, { once: true })
     })

@@ -16,7 +16,6 @@ import { createLibp2p } from 'libp2p'
 import { peerConnector, rttMonitor } from '../routing/index.ts'
 import { relayConfig } from '../routing/forwarder.ts'
 import { PeerBans } from './bans.ts'
-import { noiseCrypto } from './noise-crypto.ts'
 import { DHT_INITIAL_QUERY_SELF_MS, DHT_PROTOCOL, DHT_QUERY_SELF_MS, LOOPBACK_ALLOW } from './constants.ts'
 import type { PeerConnector, PeerConnectorInit, RttMonitor, RttMonitorInit } from '../routing/index.ts'
 import type { Forwarder } from '../routing/forwarder.ts'
@@ -152,7 +151,7 @@ export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
     },
     transports: [init.transport ?? tcp(), ...(relay?.transports ?? [])],
     ...(init.swarmKey != null ? { connectionProtector: preSharedKey({ psk: swarmKeyBytes(init.swarmKey) }) } : {}),
-    connectionEncrypters: [noise({ crypto: noiseCrypto })],
+    connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     peerDiscovery,
     connectionManager: {

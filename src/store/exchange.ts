@@ -130,19 +130,15 @@ export class BlockSession {
     // the abort listener must go once answered: it would keep the answer (a whole block) alive until the signal's timer fires
     let onAbort: (() => void) | undefined
     const answer = new Promise<Answer>((resolve, reject) => {
-      if (signal == null) {
-        this.pending.set(id, { resolve, reject, deadline })
-        return
-      }
       onAbort = () => {
-        if (this.pending.delete(id)) reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
+        if (this.pending.delete(id)) reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'))
       }
       this.pending.set(id, {
-        resolve: (a) => { signal.removeEventListener('abort', onAbort as () => void); resolve(a) },
-        reject: (err) => { signal.removeEventListener('abort', onAbort as () => void); reject(err) },
+        resolve: (a) => { signal?.removeEventListener('abort', onAbort as () => void); resolve(a) },
+        reject: (err) => { signal?.removeEventListener('abort', onAbort as () => void); reject(err) },
         deadline
       })
-      signal.addEventListener('abort', onAbort, { once: true })
+      signal?.addEventListener('abort', onAbort, { once: true })
     })
     if (timeoutMs != null) this.scheduleSweep()
     await sendFrame(this.stream, BlockMessageCodec.encode({ id, type, cid: cid.bytes, codec: 0, size: 0 }), signal)

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises'
 import { getHeapSpaceStatistics } from 'node:v8'
 import { apiRoutes, checkApiBind, startApiServer, AddressInUseError } from './api/index.ts'
 import { LeptonError } from './errors.ts'
-import { loadMallocTrim } from './malloc-trim.ts'
+import { loadMallocInfo, loadMallocTrim } from './malloc-trim.ts'
 import { silentLogger } from './log.ts'
 import { createNode } from './node/index.ts'
 import { checkMultiaddr, initRepo, openRepo, parseHostPort, repoExists } from './repo/index.ts'
@@ -165,6 +165,8 @@ export class Daemon implements ApiBackend {
         for (const name of ['peer:update', 'self:peer:update', 'peer:discovery', 'connection:open', 'peer:identify'] as const) node.addEventListener(name, count(name))
         node.services.pubsub.addEventListener('gossipsub:message', count('gossip'))
         let cpu = process.cpuUsage()
+        // glibc's own accounting, where the native helper is built
+        const mallocInfo = loadMallocInfo()
         const timer = setInterval(() => {
           collect?.()
           const cpuNow = process.cpuUsage()
@@ -175,6 +177,7 @@ export class Daemon implements ApiBackend {
           const m = process.memoryUsage()
           const spaces = Object.fromEntries(getHeapSpaceStatistics().map(sp => [sp.space_name, sp]))
           const space = (name: string): number => mib(spaces[name]?.space_size ?? 0)
+          const malloc = mallocInfo?.()
           Promise.all([sandbox.memory(), residentSplit()]).then(([s, resident]) => {
             log.info('memory', {
               rss: mib(m.rss),
@@ -191,6 +194,7 @@ export class Daemon implements ApiBackend {
               isolates: s.isolates,
               isolateHeap: mib(s.isolateHeap.total),
               isolateExternal: mib(s.isolateHeap.external),
+              ...(malloc == null ? {} : { mallocHeap: mib(malloc.heap), mallocInUse: mib(malloc.inUse), mallocFree: mib(malloc.free), mallocMmapped: mib(malloc.mmapped) }),
               ...jobs.memory(),
               ...connectionCounts(node.getConnections()),
               cpuMs,

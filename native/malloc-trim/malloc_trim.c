@@ -6,6 +6,8 @@
  * native heap (socket read buffers, crypto state and the like) churns, and
  * after minutes of jobs 2-14 MiB of a ~25 MiB heap were such free pages.
  * malloc_trim(0) releases them (madvise) and takes well under a millisecond.
+ * mallocInfo() reports glibc's own accounting (mallinfo2, all arenas) for the
+ * daemon's memory log: bytes in use, free inside the heap, and mmapped chunks.
  * Node-API only: one build runs on every Node version the project supports.
  */
 #include <malloc.h>
@@ -18,8 +20,28 @@ static napi_value Trim (napi_env env, napi_callback_info info) {
   return released;
 }
 
+static int SetBytes (napi_env env, napi_value obj, const char *name, size_t bytes) {
+  napi_value v;
+  if (napi_create_double(env, (double) bytes, &v) != napi_ok) return 0;
+  return napi_set_named_property(env, obj, name, v) == napi_ok;
+}
+
+static napi_value Info (napi_env env, napi_callback_info info) {
+  (void) info;
+  struct mallinfo2 m = mallinfo2();
+  napi_value obj;
+  if (napi_create_object(env, &obj) != napi_ok) return NULL;
+  /* arena: bytes malloc got with sbrk/arena mmaps; uordblks of them in use, fordblks free; hblkhd: chunks mmapped on their own */
+  if (!SetBytes(env, obj, "heap", m.arena) || !SetBytes(env, obj, "inUse", m.uordblks) ||
+      !SetBytes(env, obj, "free", m.fordblks) || !SetBytes(env, obj, "mmapped", m.hblkhd)) return NULL;
+  return obj;
+}
+
 NAPI_MODULE_INIT () {
   napi_value fn;
+  napi_value info;
+  if (napi_create_function(env, "mallocInfo", NAPI_AUTO_LENGTH, Info, NULL, &info) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "mallocInfo", info) != napi_ok) return NULL;
   if (napi_create_function(env, "mallocTrim", NAPI_AUTO_LENGTH, Trim, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "mallocTrim", fn) != napi_ok) return NULL;
   return exports;

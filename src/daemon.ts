@@ -196,6 +196,8 @@ export class Daemon implements ApiBackend {
               isolateExternal: mib(s.isolateHeap.external),
               ...(malloc == null ? {} : { mallocHeap: mib(malloc.heap), mallocInUse: mib(malloc.inUse), mallocFree: mib(malloc.free), mallocMmapped: mib(malloc.mmapped) }),
               ...jobs.memory(),
+              datastoreKeys: datastore.size,
+              providerRecords: datastore.countPrefix('/dht/provider/'),
               ...connectionCounts(node.getConnections()),
               cpuMs,
               events

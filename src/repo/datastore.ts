@@ -40,6 +40,17 @@ export class CachedDatastore extends BaseDatastore {
     this.backing = backing
   }
 
+  /** Keys held. */
+  get size (): number {
+    return this.data.size
+  }
+
+  /** Keys starting with `prefix` (two binary searches: no scan). */
+  countPrefix (prefix: string): number {
+    // every key with the prefix sorts before the prefix followed by the highest code unit
+    return lowerBound(this.sorted, prefix + '\uffff') - lowerBound(this.sorted, prefix)
+  }
+
   /** Opens the backing store and loads every key from it. */
   async open (): Promise<void> {
     await this.backing.open?.()

@@ -48,7 +48,7 @@ export interface Repo {
    */
   readonly swarmKey?: string
   /** Opens the datastore (reads from memory, writes through to disk; see datastore.ts); the caller closes it. */
-  openDatastore(): Promise<Datastore & { close(): Promise<void> }>
+  openDatastore(): Promise<Datastore & { close(): Promise<void>, readonly size: number, countPrefix(prefix: string): number }>
   /** Takes the daemon lock (RepoLockedError if a live daemon holds it). */
   lock(): Promise<RepoLock>
 }

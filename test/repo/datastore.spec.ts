@@ -114,6 +114,13 @@ describe('CachedDatastore', () => {
     const keysOnly: string[] = []
     for await (const key of ds.queryKeys({ prefix: '/dht/' })) keysOnly.push(key.toString())
     expect(keysOnly).toEqual(['/dht/provider/cid1/p1', '/dht/provider/cid1/p3', '/dht/provider/cid2/p1', '/dht/record/x'])
+    // the memory log's counts: all keys, and those under a prefix
+    expect(ds.size).toBe(6)
+    expect(ds.countPrefix('/dht/provider/')).toBe(3)
+    expect(ds.countPrefix('/dht/provider/cid1/')).toBe(2)
+    expect(ds.countPrefix('/peers/')).toBe(2)
+    expect(ds.countPrefix('/nothing')).toBe(0)
+    expect(ds.countPrefix('')).toBe(6)
     await ds.close()
   })
 })

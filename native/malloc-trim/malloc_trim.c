@@ -26,14 +26,23 @@ static int SetBytes (napi_env env, napi_value obj, const char *name, size_t byte
   return napi_set_named_property(env, obj, name, v) == napi_ok;
 }
 
+/* mallinfo2 (size_t fields) came with glibc 2.33; before it, mallinfo's int fields (exact below 2 GiB) */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+#define LEPTON_MALLINFO() mallinfo2()
+typedef struct mallinfo2 lepton_mallinfo;
+#else
+#define LEPTON_MALLINFO() mallinfo()
+typedef struct mallinfo lepton_mallinfo;
+#endif
+
 static napi_value Info (napi_env env, napi_callback_info info) {
   (void) info;
-  struct mallinfo2 m = mallinfo2();
+  lepton_mallinfo m = LEPTON_MALLINFO();
   napi_value obj;
   if (napi_create_object(env, &obj) != napi_ok) return NULL;
   /* arena: bytes malloc got with sbrk/arena mmaps; uordblks of them in use, fordblks free; hblkhd: chunks mmapped on their own */
-  if (!SetBytes(env, obj, "heap", m.arena) || !SetBytes(env, obj, "inUse", m.uordblks) ||
-      !SetBytes(env, obj, "free", m.fordblks) || !SetBytes(env, obj, "mmapped", m.hblkhd)) return NULL;
+  if (!SetBytes(env, obj, "heap", (size_t) m.arena) || !SetBytes(env, obj, "inUse", (size_t) m.uordblks) ||
+      !SetBytes(env, obj, "free", (size_t) m.fordblks) || !SetBytes(env, obj, "mmapped", (size_t) m.hblkhd)) return NULL;
   return obj;
 }
 

@@ -94,6 +94,11 @@ export interface GcResult {
 export interface Store {
   /** Imports a file or folder path, or a byte stream; pins it here; replicates on request. */
   add(source: string | AsyncIterable<Uint8Array>, options?: AddOptions): Promise<AddResult>
+  /**
+   * Several adds with the same options in one write: one pack and one fsync
+   * for all (a job's partitions, each its own pack before). Results in order.
+   */
+  addMany(sources: Array<string | AsyncIterable<Uint8Array>>, options?: AddOptions): Promise<AddResult[]>
   cat(cid: CID, options?: FetchOptions): AsyncGenerator<Uint8Array>
   get(cid: CID, output: string, options?: FetchOptions): Promise<{ size: number }>
   stat(cid: CID, options?: FetchOptions): Promise<StatResult>

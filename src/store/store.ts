@@ -14,6 +14,7 @@ import { PinSet } from './pins.ts'
 import { ProvideQueue } from './provide-queue.ts'
 import { readFileBytes } from './reader.ts'
 import { Replication } from './replication.ts'
+import type { BlockBatch } from './blockstore.ts'
 import type { FetchResult } from './fetcher.ts'
 import type { AddOptions, AddResult, FetchOptions, GcResult, ReplicaResult, StatResult, Store, StoreInit } from './index.ts'
 import type { PinInfo } from './pins.ts'
@@ -159,58 +160,41 @@ export class DefaultStore implements Store {
   }
 
   async add (source: string | AsyncIterable<Uint8Array>, options: AddOptions = {}): Promise<AddResult> {
-    const result = await this.writing(async () => {
+    return (await this.addMany([source], options))[0] as AddResult
+  }
+
+  async addMany (sources: Array<string | AsyncIterable<Uint8Array>>, options: AddOptions = {}): Promise<AddResult[]> {
+    const results = await this.writing(async () => {
       let bytes = 0
-      const counted = async function * (content: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-        for await (const chunk of content) {
-          bytes += chunk.byteLength
-          options.onProgress?.({ bytes })
-          yield chunk
-        }
+      const onBytes = (n: number): void => {
+        bytes += n
+        options.onProgress?.({ bytes })
       }
-      const pool = new ChunkPool()
-      let candidates: ImportCandidate[] | AsyncIterable<ImportCandidate>
-      let rootPath: string | undefined
-      if (typeof source === 'string') {
-        const info = await stat(source)
-        if (info.isDirectory()) {
-          rootPath = basename(source)
-          candidates = (async function * () {
-            for await (const c of walkFolder(source, rootPath, pool)) yield 'content' in c && c.content != null ? { ...c, content: counted(c.content as AsyncIterable<Uint8Array>) } : c
-          })()
-        } else {
-          candidates = [{ content: counted(readFileChunks(source, pool)) }]
+      // one batch: every source's blocks go to one pack, made durable once at the end, before the pins
+      const imported = await this.blockstore.writeBatch(async batch => {
+        const out: Array<{ root: CID, size: number }> = []
+        for (const source of sources) {
+          const before = bytes
+          const root = await importInto(batch, source, onBytes)
+          out.push({ root, size: bytes - before })
         }
-      } else {
-        candidates = [{ content: counted(source) }]
-      }
-      // one batch: the blocks go to one pack, made durable once at the end, before the pin
-      const last = await this.blockstore.writeBatch(async batch => {
-        // the importer computes each CID from the bytes it stores: no second hash
-        const put = async (cid: CID, block: Uint8Array): Promise<void> => { await batch.putStored(cid, await encodeStoredAsync(block)) }
-        const { importer, options: importOptions } = await loadImporter({ put, release: (leaf) => { pool.give(leaf) } })
-        const trusted = {
-          put: async (cid: CID, block: Uint8Array) => {
-            await put(cid, block)
-            return cid
-          },
-          get: batch.get.bind(batch),
-          has: batch.has.bind(batch)
-        }
-        let root: CID | undefined
-        for await (const entry of importer(candidates, trusted as unknown as Blockstore, importOptions)) {
-          if (rootPath == null || entry.path === rootPath) root = entry.cid
-        }
-        return root
+        return out
       })
-      if (last == null) throw new ContentNotFoundError('nothing was imported')
-      if (options.pin !== false) await this.pins.add(last)
-      // held while still counted as writing, so no gc can slip in between
-      return { cid: last, size: bytes, release: options.hold === true ? this.hold(last) : undefined }
+      const added: Array<{ cid: CID, size: number, release?: () => void }> = []
+      for (const { root, size } of imported) {
+        if (options.pin !== false) await this.pins.add(root)
+        // held while still counted as writing, so no gc can slip in between
+        added.push({ cid: root, size, release: options.hold === true ? this.hold(root) : undefined })
+      }
+      return added
     })
-    if (options.provide !== false) this.provide(result.cid)
-    const out: AddResult = { cid: result.cid.toString(), size: result.size, ...(result.release != null ? { release: result.release } : {}) }
-    if ((options.replicas ?? 1) > 1) out.replicas = await this.replicate(result.cid, (options.replicas ?? 1) - 1, options)
+    const out: AddResult[] = []
+    for (const result of results) {
+      if (options.provide !== false) this.provide(result.cid)
+      const one: AddResult = { cid: result.cid.toString(), size: result.size, ...(result.release != null ? { release: result.release } : {}) }
+      if ((options.replicas ?? 1) > 1) one.replicas = await this.replicate(result.cid, (options.replicas ?? 1) - 1, options)
+      out.push(one)
+    }
     return out
   }
 
@@ -483,4 +467,51 @@ export class DefaultStore implements Store {
   async replicate (cid: CID, count: number, options: FetchOptions = {}): Promise<ReplicaResult> {
     return await this.replication.replicate(cid, count, options.timeoutMs)
   }
+}
+
+/**
+ * Imports one file, folder or byte stream into `batch` (UnixFS, the
+ * importer computing each CID from the bytes it stores: no second hash);
+ * returns its root. `onBytes` counts the file bytes read.
+ */
+async function importInto (batch: BlockBatch, source: string | AsyncIterable<Uint8Array>, onBytes: (n: number) => void): Promise<CID> {
+  const counted = async function * (content: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+    for await (const chunk of content) {
+      onBytes(chunk.byteLength)
+      yield chunk
+    }
+  }
+  const pool = new ChunkPool()
+  let candidates: ImportCandidate[] | AsyncIterable<ImportCandidate>
+  let rootPath: string | undefined
+  if (typeof source === 'string') {
+    const info = await stat(source)
+    if (info.isDirectory()) {
+      rootPath = basename(source)
+      const folder = source
+      candidates = (async function * () {
+        for await (const c of walkFolder(folder, rootPath, pool)) yield 'content' in c && c.content != null ? { ...c, content: counted(c.content as AsyncIterable<Uint8Array>) } : c
+      })()
+    } else {
+      candidates = [{ content: counted(readFileChunks(source, pool)) }]
+    }
+  } else {
+    candidates = [{ content: counted(source) }]
+  }
+  const put = async (cid: CID, block: Uint8Array): Promise<void> => { await batch.putStored(cid, await encodeStoredAsync(block)) }
+  const { importer, options: importOptions } = await loadImporter({ put, release: (leaf) => { pool.give(leaf) } })
+  const trusted = {
+    put: async (cid: CID, block: Uint8Array) => {
+      await put(cid, block)
+      return cid
+    },
+    get: batch.get.bind(batch),
+    has: batch.has.bind(batch)
+  }
+  let root: CID | undefined
+  for await (const entry of importer(candidates, trusted as unknown as Blockstore, importOptions)) {
+    if (rootPath == null || entry.path === rootPath) root = entry.cid
+  }
+  if (root == null) throw new ContentNotFoundError('nothing was imported')
+  return root
 }

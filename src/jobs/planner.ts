@@ -69,9 +69,7 @@ async function addAllTo (store: Store, sources: Array<string | Uint8Array>, opti
 
 /** Adds a path or bytes; a hold the add took (`options.hold`) goes to `onHold`. */
 async function addTo (store: Store, source: string | Uint8Array, options: AddOptions = {}, onHold?: (release: () => void) => void): Promise<string> {
-  const added = await store.add(typeof source === 'string' ? source : (async function * () { yield source })(), options)
-  if (added.release != null) onHold?.(added.release)
-  return added.cid
+  return (await addAllTo(store, [source], options, onHold))[0] as string
 }
 
 /**

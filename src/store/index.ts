@@ -96,7 +96,8 @@ export interface Store {
   add(source: string | AsyncIterable<Uint8Array>, options?: AddOptions): Promise<AddResult>
   /**
    * Several adds with the same options in one write: one pack and one fsync
-   * for all (a job's partitions, each its own pack before). Results in order.
+   * for all (a job's partitions, each its own pack before). Results in order;
+   * `onProgress` counts the bytes of all sources together.
    */
   addMany(sources: Array<string | AsyncIterable<Uint8Array>>, options?: AddOptions): Promise<AddResult[]>
   cat(cid: CID, options?: FetchOptions): AsyncGenerator<Uint8Array>

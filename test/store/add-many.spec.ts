@@ -8,18 +8,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseCid } from '../../src/store/index.ts'
-import { kuboCid, startStorePeer, stopStorePeer } from './helpers.ts'
+import { bytesOf, kuboCid, readAll, startStorePeer, stopStorePeer } from './helpers.ts'
 import type { StorePeer } from './helpers.ts'
-
-async function * bytesOf (data: Uint8Array): AsyncGenerator<Uint8Array> {
-  yield data
-}
-
-async function collect (chunks: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const out: Uint8Array[] = []
-  for await (const c of chunks) out.push(c)
-  return Buffer.concat(out)
-}
 
 describe('Store.addMany', () => {
   let peer: StorePeer
@@ -48,7 +38,7 @@ describe('Store.addMany', () => {
     const expected = await Promise.all([...datas, fileData].map(async d => await kuboCid([{ content: d }])))
     expect(added.map(a => a.cid)).toEqual(expected)
     for (const [i, d] of [...datas, fileData].entries()) {
-      expect(Buffer.compare(await collect(peer.store.cat(parseCid(added[i]?.cid as string))), d)).toBe(0)
+      expect(Buffer.compare(await readAll(peer.store.cat(parseCid(added[i]?.cid as string))), d)).toBe(0)
     }
     expect(progress.at(-1)).toBe(datas.reduce((n, d) => n + d.length, 0) + fileData.length)
   })

@@ -9,12 +9,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseCid } from '../../src/store/index.ts'
-import { kuboCid, startStorePeer, stopStorePeer } from './helpers.ts'
+import { bytesOf, kuboCid, startStorePeer, stopStorePeer } from './helpers.ts'
 import type { StorePeer } from './helpers.ts'
-
-async function * bytesOf (data: Uint8Array): AsyncGenerator<Uint8Array> {
-  yield data
-}
 
 describe('CIDs match IPFS', () => {
   let peer: StorePeer

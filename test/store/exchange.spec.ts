@@ -5,21 +5,11 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { CODEC_RAW } from '../../src/store/constants.ts'
 import { parseCid } from '../../src/store/index.ts'
-import { startStorePeer, stopStorePeer } from './helpers.ts'
+import { bytesOf, readAll, startStorePeer, stopStorePeer } from './helpers.ts'
 import type { StorePeer } from './helpers.ts'
 import type { DefaultStore } from '../../src/store/store.ts'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { CID } from 'multiformats/cid'
-
-async function * bytesOf (data: Uint8Array): AsyncGenerator<Uint8Array> {
-  yield data
-}
-
-async function readAll (source: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const chunks: Uint8Array[] = []
-  for await (const c of source) chunks.push(c)
-  return Buffer.concat(chunks)
-}
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 

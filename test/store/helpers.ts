@@ -48,3 +48,15 @@ export async function kuboCid (files: ImportCandidate[]): Promise<string> {
   })) last = entry.cid.toString()
   return last
 }
+
+/** One buffer as a byte stream (what `store.add` takes). */
+export async function * bytesOf (data: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield data
+}
+
+/** A byte stream read whole. */
+export async function readAll (source: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const chunks: Uint8Array[] = []
+  for await (const c of source) chunks.push(c)
+  return Buffer.concat(chunks)
+}

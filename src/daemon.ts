@@ -192,6 +192,7 @@ export class Daemon implements ApiBackend {
               external: mib(m.external),
               arrayBuffers: mib(m.arrayBuffers),
               isolates: s.isolates,
+              isolatesCreated: s.isolatesCreated,
               isolateHeap: mib(s.isolateHeap.total),
               isolateExternal: mib(s.isolateHeap.external),
               ...(malloc == null ? {} : { mallocHeap: mib(malloc.heap), mallocInUse: mib(malloc.inUse), mallocFree: mib(malloc.free), mallocMmapped: mib(malloc.mmapped) }),

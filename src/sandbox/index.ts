@@ -68,6 +68,8 @@ export interface Sandbox {
 
 export interface SandboxMemory {
   isolates: number
+  /** JS isolates created since the sandbox started (a busy submitter makes two a job: inspection and reduce). */
+  isolatesCreated: number
   workers: number
   /** Sums over the warm isolates, in bytes. */
   isolateHeap: { total: number, used: number, external: number }

@@ -56,6 +56,8 @@ export class JsRuntime {
    */
   private readonly ended = new Set<string>()
   private closed = false
+  /** Isolates created so far (inspections included). */
+  created = 0
 
   constructor (maxIdle: number, reuseContexts: boolean) {
     this.maxIdle = maxIdle
@@ -121,7 +123,7 @@ export class JsRuntime {
    */
   async inspect (codeId: string, source: string): Promise<ModuleInfo> {
     const limits = INSPECT_LIMITS
-    const warm: WarmIsolate = { key: `inspect:${codeId}`, codeId, source, memoryMiB: limits.memoryMiB, isolate: new ivm.Isolate({ memoryLimit: limits.memoryMiB }) }
+    const warm: WarmIsolate = { key: `inspect:${codeId}`, codeId, source, memoryMiB: limits.memoryMiB, isolate: this.newIsolate(limits.memoryMiB) }
     this.busy.add(warm)
     try {
       const prepared = await this.prepare(warm, limits)
@@ -161,6 +163,11 @@ export class JsRuntime {
     return out
   }
 
+  private newIsolate (memoryMiB: number): ivm.Isolate {
+    this.created++
+    return new ivm.Isolate({ memoryLimit: memoryMiB })
+  }
+
   private acquire (codeId: string, source: string, memoryMiB: number): WarmIsolate {
     const key = `${memoryMiB}:${codeId}`
     // most recently used first: its context is the likeliest to be ready
@@ -174,7 +181,7 @@ export class JsRuntime {
     }
     // the code runs again (a job picked up after its stream closed): it is live, keep its isolates warm
     this.ended.delete(codeId)
-    const warm: WarmIsolate = { key, codeId, source, memoryMiB, isolate: new ivm.Isolate({ memoryLimit: memoryMiB }) }
+    const warm: WarmIsolate = { key, codeId, source, memoryMiB, isolate: this.newIsolate(memoryMiB) }
     this.busy.add(warm)
     return warm
   }

@@ -49,7 +49,7 @@ export class DefaultSandbox implements Sandbox {
   }
 
   async memory (): Promise<SandboxMemory> {
-    return { isolates: this.js.isolates, workers: this.wasm.workers, isolateHeap: await this.js.heapBytes() }
+    return { isolates: this.js.isolates, isolatesCreated: this.js.created, workers: this.wasm.workers, isolateHeap: await this.js.heapBytes() }
   }
 
   /** Warm JS isolates and wasm workers, for tests and the bench. */

@@ -540,10 +540,9 @@ export class JobRun {
       let result: unknown = values
       if (this.plan.hasReduce) {
         const code = await this.ctx.fetchBytes(this.plan.reduceCid, 16 * 1024 * 1024, this.shutdown.signal)
-        // the job's reduce runs under an id of its own, so its context is never another job's (a
-        // context kept from job to job carried the module's state along, and its heap grew with
-        // them: a soak's submitter, 8 -> 21 MiB in 10 minutes); the isolate stays warm for the next
-        // job of the same reducer, and the evict releases the context
+        // the job's one reduce runs in an isolate of its own, disposed when done: one warm isolate
+        // shared by every job's reduce kept the module's state from job to job, and its heap grew
+        // with them (a soak's submitter: 8 -> 21 MiB in 10 minutes)
         const reduceId = `${this.plan.reduceCid}/${this.id}`
         try {
           result = await this.ctx.sandbox.run({ runtime: 'js', code, codeId: reduceId, fn: 'reduce', input: values, limits: { memoryMiB: this.plan.memoryMiB, timeMs: this.plan.timeMs }, signal: this.shutdown.signal })

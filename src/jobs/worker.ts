@@ -208,8 +208,7 @@ export class Worker {
       onMessage: (msg) => { this.onTaskMessage(channel, submitter, msg) },
       onClose: () => {
         this.links.delete(key)
-        // the job is over here: the context kept for its next task would only hold memory (the
-        // isolate stays warm for the next job of the same code)
+        // the job is over here: its warm isolates would only hold memory
         this.init.sandbox.evict(`${CID.decode(offer.codeCid).toString()}/${offer.jobId}`)
         // leases end with the stream: stop what we run for that job
         for (const [id, r] of this.running) if (r.jobId === offer.jobId && id.startsWith(`${submitter.toString()}/`)) r.controller.abort(new Error('submitter gone'))

@@ -7,20 +7,6 @@ export const REDUCE_SEED = 0x6c6570 // 'lep'
 /** Time and memory allowed to `inspect` a JS module's top level. */
 export const INSPECT_LIMITS = { memoryMiB: 64, timeMs: 2000 }
 
-/**
- * An idle JS isolate is disposed after this long unused: a worker between
- * jobs keeps its isolates (a soak's workers get job after job of the same
- * code), an idle daemon gives their heaps (~2-7 MiB each) back.
- */
-export const ISOLATE_IDLE_MS = 60_000
-
-/**
- * A JS isolate is retired after this many contexts: each fresh context
- * leaves garbage and compiled code that the isolate's own collector frees
- * only as its heap fills.
- */
-export const ISOLATE_MAX_CONTEXTS = 500
-
 /** Inspected modules remembered by digest of their source. */
 export const INSPECT_CACHE_ENTRIES = 64
 

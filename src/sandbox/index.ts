@@ -58,10 +58,7 @@ export interface Sandbox {
   run(req: RunRequest): Promise<unknown>
   /** Validates a module and lists its task functions; throws InvalidModuleError. */
   inspect(runtime: Runtime, code: Uint8Array, codeId: string): Promise<ModuleInfo>
-  /**
-   * `codeId` will not run again soon (e.g. its job ended): the contexts kept
-   * for its next tasks are released; the isolates stay warm for the same code.
-   */
+  /** Drops the warm JS isolates of `codeId` (the code will not run again soon, e.g. its job ended). */
   evict(codeId: string): void
   /** Warm isolates and workers and the bytes of the isolates' own heaps (not in the host's process.memoryUsage()). */
   memory(): Promise<SandboxMemory>
@@ -80,26 +77,14 @@ export interface SandboxMemory {
 
 export interface SandboxInit {
   /**
-   * Idle JS isolates kept warm for reuse (least recently used dropped first).
-   * An isolate serves one module source and memory cap, whatever the code id;
-   * each holds a ready context for its next task.
+   * Idle JS isolates kept warm for reuse, across all code ids (least recently
+   * used dropped first). Each holds a ready context for its next task.
    * @default 4
    */
   warmIsolates?: number
   /**
-   * An idle JS isolate is disposed after this many ms unused.
-   * @default 60000 (ISOLATE_IDLE_MS)
-   */
-  isolateIdleMs?: number
-  /**
-   * A JS isolate is retired after this many contexts.
-   * @default 500 (ISOLATE_MAX_CONTEXTS)
-   */
-  isolateMaxContexts?: number
-  /**
-   * Run every JS task in a fresh context (false), or reuse a code id's context
-   * for its next tasks (true; never for another code id's: a worker's code id
-   * names the job). A fresh context costs ~1.9 ms of
+   * Run every JS task in a fresh context (false), or reuse a code's context
+   * for its next tasks on this worker (true). A fresh context costs ~1.9 ms of
    * isolate CPU per task (prepared ahead while the isolate is idle) and
    * guarantees that no global or module-level state survives between tasks:
    * an output depends only on code, input and ctx. Reuse costs ~0.1 ms but

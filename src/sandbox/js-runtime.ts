@@ -1,27 +1,20 @@
 /**
  * JavaScript tasks in V8 isolates (isolated-vm).
  *
- * - An isolate is warm for one (module source, memory cap), whatever job runs
- *   it: creating one and compiling the module costs ~2.5-5 ms, and a worker
- *   (or a submitter's reduce) that gets job after job of the same code keeps
- *   its isolates instead of making and dropping one a job. Idle isolates wait
- *   in a small LRU and go after ISOLATE_IDLE_MS unused; concurrent runs each
- *   take their own isolate, so slots run in parallel on isolated-vm's threads
- *   while the host's event loop stays free.
- * - A context is never shared by two code ids (a worker's code id names the
- *   job): every task gets a fresh context (~1 ms), or with reuseContexts the
- *   next task of the same code id gets the context its last one used. So no
- *   global or module state crosses from one job to another. To keep that cost
- *   off the call path, an idle isolate prepares a fresh context in the
- *   background.
- * - An isolate is retired after ISOLATE_MAX_CONTEXTS contexts: the garbage of
- *   old contexts and the compiled code it collects stay bounded.
+ * - An isolate is warm for one (code id, memory cap): creating one costs
+ *   ~2.5-5 ms. Idle isolates wait in a small LRU; concurrent runs of the same
+ *   code each take their own isolate, so slots run in parallel on
+ *   isolated-vm's threads while the host's event loop stays free.
+ * - Every task gets a fresh context (~1 ms), so no global or module state
+ *   survives from one task to the next: an output depends only on the code,
+ *   the input and ctx. To keep that cost off the call path, an idle isolate
+ *   prepares the context for its next task in the background.
  * - A run that hits a limit, or is aborted, disposes its isolate.
  */
 import ivm from 'isolated-vm'
 import { BOOTSTRAP } from './js-bootstrap.ts'
 import { createHash } from 'node:crypto'
-import { INSPECT_CACHE_ENTRIES, INSPECT_LIMITS, ISOLATE_IDLE_MS, ISOLATE_MAX_CONTEXTS, MIN_ISOLATE_MIB, REDUCE_SEED, TASK_FUNCTIONS, WATCHDOG_GRACE_MS } from './constants.ts'
+import { INSPECT_CACHE_ENTRIES, INSPECT_LIMITS, MIN_ISOLATE_MIB, REDUCE_SEED, TASK_FUNCTIONS, WATCHDOG_GRACE_MS } from './constants.ts'
 import { InvalidModuleError, MemoryLimitError, SandboxAbortedError, TaskFailedError, TimeLimitError } from './errors.ts'
 import type { ModuleInfo, RunRequest, TaskFunction, TaskLimits } from './index.ts'
 
@@ -38,26 +31,14 @@ interface PreparedContext {
 }
 
 interface WarmIsolate {
-  /** Memory cap and a digest of the source: isolates with the same key run the same module. */
   key: string
+  codeId: string
   isolate: ivm.Isolate
   source: string
   memoryMiB: number
   cachedData?: ivm.ExternalCopy<ArrayBuffer>
   /** The context for the next task, being prepared while the isolate is idle. */
   next?: Promise<PreparedContext>
-  /** The code id whose tasks used `next` already (reuseContexts); undefined while it is fresh. */
-  nextOwner?: string
-  /** Contexts created in this isolate. */
-  contexts: number
-  /** When it last went idle (Date.now()). */
-  idleSince: number
-}
-
-/** Tuning, for tests: how long an idle isolate is kept, and after how many contexts one is retired. */
-export interface JsRuntimeOptions {
-  idleMs?: number
-  maxContexts?: number
 }
 
 /** What ended a run, when the host ended it. */
@@ -68,27 +49,22 @@ export class JsRuntime {
   private readonly busy = new Set<WarmIsolate>()
   private readonly maxIdle: number
   private readonly reuseContexts: boolean
-  private readonly idleMs: number
-  private readonly maxContexts: number
   private readonly inflight = new Set<(why: Verdict) => void>()
   /**
-   * Code ids evicted (their job ended), newest last: a context one of them
-   * is using when evicted is released when its run ends instead of waiting
-   * for a next task of that job that will not come.
+   * Code ids evicted (their job ended), newest last: an isolate of one that
+   * was busy at the time is disposed when its run ends instead of waiting
+   * idle (with its next context prepared) until the LRU pushes it out.
    */
   private readonly ended = new Set<string>()
   /** Modules inspected before, by digest of their source: a submitter sends the same module again and again. */
   private readonly inspected = new Map<string, ModuleInfo>()
-  private sweepTimer?: NodeJS.Timeout
   private closed = false
   /** Isolates created so far (inspections included). */
   created = 0
 
-  constructor (maxIdle: number, reuseContexts: boolean, options: JsRuntimeOptions = {}) {
+  constructor (maxIdle: number, reuseContexts: boolean) {
     this.maxIdle = maxIdle
     this.reuseContexts = reuseContexts
-    this.idleMs = options.idleMs ?? ISOLATE_IDLE_MS
-    this.maxContexts = options.maxContexts ?? ISOLATE_MAX_CONTEXTS
   }
 
   async run (req: RunRequest, source: string): Promise<unknown> {
@@ -107,7 +83,8 @@ export class JsRuntime {
     req.signal?.addEventListener('abort', onAbort)
     let healthy = false
     try {
-      const prepared = await this.contextFor(warm, req.codeId, req.limits)
+      const prepared = await (warm.next ?? this.prepare(warm, req.limits))
+      warm.next = undefined
       let tagged: string
       try {
         if (!prepared.exports.includes(req.fn)) {
@@ -125,13 +102,9 @@ export class JsRuntime {
         releaseContext(prepared)
         throw err
       }
-      // fresh: the context is thrown away; reused: it serves this code id's next task
-      if (this.reuseContexts && !this.ended.has(req.codeId)) {
-        warm.next = Promise.resolve(prepared)
-        warm.nextOwner = req.codeId
-      } else {
-        releaseContext(prepared)
-      }
+      // fresh: the context is thrown away; reused: it serves the next task
+      if (this.reuseContexts) warm.next = Promise.resolve(prepared)
+      else releaseContext(prepared)
       healthy = !isAllocationFailure(tagged)
       return decode(tagged, req.fn, memoryMiB)
     } catch (err) {
@@ -145,43 +118,31 @@ export class JsRuntime {
   }
 
   /**
-   * The context for a task of `codeId`: the one prepared while the isolate
-   * was idle if it is fresh or already this code id's; another code id's
-   * is released and a fresh one made.
-   */
-  private async contextFor (warm: WarmIsolate, codeId: string, limits: TaskLimits): Promise<PreparedContext> {
-    const next = warm.next
-    const owner = warm.nextOwner
-    warm.next = undefined
-    warm.nextOwner = undefined
-    if (next != null && (owner == null || owner === codeId)) return await next
-    if (next != null) next.then(releaseContext, () => {})
-    return await this.prepare(warm, limits)
-  }
-
-  /**
    * The module's task functions, from an isolate of its own that is disposed
-   * at once (an inspection's memory cap is not a run's, so its isolate would
-   * serve no run), and remembered by the source's digest: a submitter that
-   * sends the same module again inspects it once. Failures are not kept.
+   * at once: runs go by other ids (a worker keys them by job, a submitter's
+   * inspection names its purpose), so a warm isolate left by an inspection
+   * was never used again; it only held its heap (~3 MiB) until four newer
+   * ones pushed it out. The answer is remembered by the source's digest: a
+   * submitter that sends the same module again makes no isolate for it.
+   * Failures are not remembered.
    */
-  async inspect (_codeId: string, source: string): Promise<ModuleInfo> {
-    const digest = sourceDigest(source)
+  async inspect (codeId: string, source: string): Promise<ModuleInfo> {
+    const digest = createHash('sha256').update(source).digest('base64url')
     const known = this.inspected.get(digest)
     if (known != null) {
+      // most recently used last
       this.inspected.delete(digest)
       this.inspected.set(digest, known)
       return { runtime: known.runtime, exports: [...known.exports] }
     }
     const limits = INSPECT_LIMITS
-    const warm = this.newWarm(`inspect:${digest}`, source, limits.memoryMiB)
+    const warm: WarmIsolate = { key: `inspect:${codeId}`, codeId, source, memoryMiB: limits.memoryMiB, isolate: this.newIsolate(limits.memoryMiB) }
     this.busy.add(warm)
     try {
       const prepared = await this.prepare(warm, limits)
-      const info: ModuleInfo = { runtime: 'js', exports: prepared.exports }
-      this.inspected.set(digest, info)
+      this.inspected.set(digest, { runtime: 'js', exports: [...prepared.exports] })
       if (this.inspected.size > INSPECT_CACHE_ENTRIES) this.inspected.delete(this.inspected.keys().next().value as string)
-      return { runtime: info.runtime, exports: [...info.exports] }
+      return { runtime: 'js', exports: prepared.exports }
     } catch (err) {
       throw classify(err, undefined, warm.isolate, limits, limits.memoryMiB)
     } finally {
@@ -192,7 +153,6 @@ export class JsRuntime {
 
   close (): void {
     this.closed = true
-    clearInterval(this.sweepTimer)
     for (const stop of this.inflight) stop('aborted')
     for (const warm of [...this.idle, ...this.busy]) dispose(warm)
     this.idle.length = 0
@@ -218,57 +178,50 @@ export class JsRuntime {
     return out
   }
 
-  private newWarm (key: string, source: string, memoryMiB: number): WarmIsolate {
+  private newIsolate (memoryMiB: number): ivm.Isolate {
     this.created++
-    return { key, source, memoryMiB, isolate: new ivm.Isolate({ memoryLimit: memoryMiB }), contexts: 0, idleSince: 0 }
+    return new ivm.Isolate({ memoryLimit: memoryMiB })
   }
 
   private acquire (codeId: string, source: string, memoryMiB: number): WarmIsolate {
-    // the code runs again (a job picked up after its stream closed): its contexts may be kept again
-    this.ended.delete(codeId)
-    const key = `${memoryMiB}:${sourceDigest(source)}`
-    // one whose context is this code id's, then one with a fresh context, then any; most recently used first
-    let pick = -1
-    let rank = 0
+    const key = `${memoryMiB}:${codeId}`
+    // most recently used first: its context is the likeliest to be ready
     for (let i = this.idle.length - 1; i >= 0; i--) {
       const warm = this.idle[i] as WarmIsolate
-      if (warm.key !== key || warm.source !== source) continue
-      const r = warm.nextOwner === codeId ? 3 : warm.nextOwner == null ? 2 : 1
-      if (r > rank) {
-        rank = r
-        pick = i
+      if (warm.key === key && warm.source === source) {
+        this.idle.splice(i, 1)
+        this.busy.add(warm)
+        return warm
       }
-      if (r === 3) break
     }
-    const warm = pick >= 0 ? this.idle.splice(pick, 1)[0] as WarmIsolate : this.newWarm(key, source, memoryMiB)
+    // the code runs again (a job picked up after its stream closed): it is live, keep its isolates warm
+    this.ended.delete(codeId)
+    const warm: WarmIsolate = { key, codeId, source, memoryMiB, isolate: this.newIsolate(memoryMiB) }
     this.busy.add(warm)
     return warm
   }
 
-  /**
-   * `codeId` will not run again soon (its job ended): the contexts it kept
-   * are released and their isolates stay warm for the same code under other
-   * ids (a busy one's, when its run ends).
-   */
+  /** Disposes the isolates of `codeId` (its job ended: nothing will run there again): idle ones now, busy ones when their run ends. */
   evict (codeId: string): void {
-    for (const warm of this.idle) {
-      if (warm.nextOwner !== codeId) continue
-      const next = warm.next
-      warm.next = undefined
-      warm.nextOwner = undefined
-      next?.then(releaseContext, () => {})
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      const warm = this.idle[i] as WarmIsolate
+      if (warm.codeId === codeId) {
+        this.idle.splice(i, 1)
+        dispose(warm)
+      }
     }
-    this.ended.add(codeId)
-    if (this.ended.size > ENDED_KEPT) this.ended.delete(this.ended.values().next().value as string)
+    if ([...this.busy].some(w => w.codeId === codeId)) {
+      this.ended.add(codeId)
+      if (this.ended.size > ENDED_KEPT) this.ended.delete(this.ended.values().next().value as string)
+    }
   }
 
   private release (warm: WarmIsolate, healthy: boolean, limits: TaskLimits): void {
     this.busy.delete(warm)
-    if (!healthy || this.closed || warm.isolate.isDisposed || warm.contexts >= this.maxContexts) {
+    if (!healthy || this.closed || warm.isolate.isDisposed || this.ended.has(warm.codeId)) {
       dispose(warm)
       return
     }
-    warm.idleSince = Date.now()
     this.idle.push(warm)
     while (this.idle.length > this.maxIdle) dispose(this.idle.shift() as WarmIsolate)
     if (warm.next == null) {
@@ -277,27 +230,10 @@ export class JsRuntime {
       next.catch(() => {})
       warm.next = next
     }
-    this.sweepTimer ??= setInterval(() => { this.sweep() }, Math.max(50, Math.min(this.idleMs, ISOLATE_IDLE_MS) / 2)).unref()
-  }
-
-  /** Disposes isolates idle for longer than idleMs; stops once none is idle. */
-  private sweep (): void {
-    const before = Date.now() - this.idleMs
-    for (let i = this.idle.length - 1; i >= 0; i--) {
-      const warm = this.idle[i] as WarmIsolate
-      if (warm.idleSince > before) continue
-      this.idle.splice(i, 1)
-      dispose(warm)
-    }
-    if (this.idle.length === 0) {
-      clearInterval(this.sweepTimer)
-      this.sweepTimer = undefined
-    }
   }
 
   private async prepare (warm: WarmIsolate, limits: TaskLimits): Promise<PreparedContext> {
     const { isolate } = warm
-    warm.contexts++
     const context = await isolate.createContext()
     try {
       const bind = await context.evalClosure(BOOTSTRAP, [], { result: { reference: true } })
@@ -347,13 +283,7 @@ function releaseContext (prepared: PreparedContext): void {
 
 function dispose (warm: WarmIsolate): void {
   warm.next = undefined
-  warm.nextOwner = undefined
   if (!warm.isolate.isDisposed) warm.isolate.dispose()
-}
-
-/** A module's identity within this process (sha-256 of its text). */
-function sourceDigest (source: string): string {
-  return createHash('sha256').update(source).digest('base64url')
 }
 
 /** map's input: text when the partition is valid UTF-8, else the bytes. */

@@ -16,7 +16,7 @@ export class DefaultSandbox implements Sandbox {
   private closed = false
 
   constructor (init: SandboxInit) {
-    this.js = new JsRuntime(init.warmIsolates ?? 4, init.reuseContexts ?? false, { idleMs: init.isolateIdleMs, maxContexts: init.isolateMaxContexts })
+    this.js = new JsRuntime(init.warmIsolates ?? 4, init.reuseContexts ?? false)
     this.wasm = new WasmRuntime({ warmWorkers: init.warmWorkers ?? 2, moduleCache: init.wasmModuleCache ?? 16 })
   }
 

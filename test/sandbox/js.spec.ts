@@ -190,53 +190,32 @@ describe('js runtime: warm isolates and concurrency', () => {
     expect((await rejection(runJs(small, OK))).name).toBe('SandboxClosedError')
   })
 
-  it('an isolate serves every code id of the same module; a context never crosses from one code id to another', async () => {
-    // reuse on, as a daemon's worker runs by default: a code id's tasks may share a context
-    const small = createSandbox({ warmIsolates: 4, reuseContexts: true })
-    const COUNTER = 'let calls = 0\nexport function map () { return ++calls }'
-    const run = async (codeId: string): Promise<unknown> => await runJs(small, COUNTER, { codeId })
+  it('evict disposes a code id\'s idle isolates at once and its busy ones when their run ends', async () => {
+    const small = createSandbox({ warmIsolates: 4 }) as ReturnType<typeof createSandbox> & { warm: { isolates: number } }
+    const SLOW = 'export function map (s) { let x = 0; for (let i = 0; i < 3e7; i++) x = (x + i) % 1000003; return x }'
     try {
-      expect(await run('job-a')).toBe(1)
-      expect(await run('job-a')).toBe(2) // job a's context, kept
-      expect(await run('job-b')).toBe(1) // same isolate, a fresh context
-      expect(await run('job-b')).toBe(2)
-      expect((await small.memory()).isolatesCreated).toBe(1)
-      // the job ended: its kept context goes, the isolate stays warm for the next job of the same code
-      small.evict('job-b')
-      expect((await small.memory()).isolates).toBe(1)
-      expect(await run('job-b')).toBe(1)
-      expect(await run('job-c')).toBe(1)
-      expect((await small.memory()).isolatesCreated).toBe(1)
-      // ended while running: its context is not kept for a next task
-      const SLOW = 'let calls = 0\nexport function map () { let x = 0; for (let i = 0; i < 3e7; i++) x = (x + i) % 1000003; return ++calls }'
-      const slow = runJs(small, SLOW, { codeId: 'job-d', limits: { memoryMiB: 32, timeMs: 10_000 } })
+      // not evicted: the isolate stays warm after its run
+      await runJs(small, SLOW, { limits: { memoryMiB: 32, timeMs: 10_000 } })
+      expect(small.warm.isolates).toBe(1)
+      small.evict(codeIdOf(SLOW))
+      expect(small.warm.isolates).toBe(0)
+      // evicted while running (the job's stream closed meanwhile): gone once the run ends
+      const other = `${SLOW}\n// other job`
+      const run = runJs(small, other, { limits: { memoryMiB: 32, timeMs: 10_000 } })
       await new Promise(resolve => setImmediate(resolve))
-      small.evict('job-d')
-      expect(await slow).toBe(1)
-      expect(await runJs(small, SLOW, { codeId: 'job-d', limits: { memoryMiB: 32, timeMs: 10_000 } })).toBe(1)
+      expect(small.warm.isolates).toBe(1)
+      small.evict(codeIdOf(other))
+      expect(await run).toBeTypeOf('number')
+      expect(small.warm.isolates).toBe(0)
+      // the same code run again afterwards is live again: kept warm
+      await runJs(small, other, { limits: { memoryMiB: 32, timeMs: 10_000 } })
+      expect(small.warm.isolates).toBe(1)
     } finally {
       await small.close()
     }
   })
 
-  it('idle isolates go after isolateIdleMs; an isolate is retired after isolateMaxContexts contexts', async () => {
-    const small = createSandbox({ warmIsolates: 4, isolateIdleMs: 200, isolateMaxContexts: 3 })
-    try {
-      await runJs(small, OK, { codeId: 'x' })
-      expect((await small.memory()).isolates).toBe(1)
-      const deadline = Date.now() + 10_000
-      while ((await small.memory()).isolates > 0 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
-      expect((await small.memory()).isolates).toBe(0)
-      const before = (await small.memory()).isolatesCreated
-      // contexts: the 1st run's, one prepared after it for the 2nd, one after that for the 3rd: retired after the 3rd
-      for (let i = 0; i < 4; i++) expect(await runJs(small, OK, { codeId: 'y', input: utf8('ab') })).toBe(2)
-      expect((await small.memory()).isolatesCreated - before).toBe(2)
-    } finally {
-      await small.close()
-    }
-  })
-
-  it('inspect keeps no isolate warm (its cap is not a run\'s) and inspects a module text once; a failure is not remembered', async () => {
+  it('inspect keeps no isolate warm (runs go by other ids) and inspects a module text once; a failure is not remembered', async () => {
     const small = createSandbox({ warmIsolates: 4 }) as ReturnType<typeof createSandbox> & { warm: { isolates: number } }
     try {
       for (let i = 0; i < 3; i++) expect((await small.inspect('js', utf8(`${OK}\n// ${i}`), `job-${i}`)).exports).toEqual(['map'])
@@ -246,6 +225,7 @@ describe('js runtime: warm isolates and concurrency', () => {
       expect((await small.inspect('js', utf8(`${OK}\n// 1`), 'again')).exports).toEqual(['map'])
       expect((await small.memory()).isolatesCreated).toBe(created)
       for (let i = 0; i < 2; i++) expect((await rejection(small.inspect('js', utf8('export const x = 1'), 'x'))).name).toBe('InvalidModuleError')
+      expect((await small.memory()).isolatesCreated).toBe(created + 2)
       expect(small.warm.isolates).toBe(0)
     } finally {
       await small.close()

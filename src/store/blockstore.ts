@@ -1,24 +1,28 @@
 /**
  * Blocks on disk: pack files (blocks/packs/<n>.pack) hold the stored payloads
  * of many blocks back to back; an append-only index log (blocks/index.log)
- * says where each CID lies and in which codec. The blocks of one import or one
- * fetch go to the batch's own pack; committing the batch makes the pack
- * durable (one fsync), then appends and fsyncs the index records. A block is
- * visible only once its record is durable, so a crash leaves at worst a pack
- * nobody points to, removed at the next open. Every read is hashed against its
+ * says where each CID lies and in which codec. A batch's first MiB goes to
+ * the store's shared pack (open, appended to by every batch, until 64 MiB),
+ * the rest of a large import or fetch to the batch's own packs; committing
+ * the batch makes its bytes durable (fdatasync of each pack it wrote), then
+ * appends and fsyncs the index records. A block is visible only once its
+ * record is durable, so a crash leaves at worst a pack nobody points to,
+ * removed at the next open, or bytes past the last committed block of a
+ * shared pack, which no record points to and compaction reclaims. Every read is hashed against its
  * CID; a corrupt block is dropped from the index. gc's deletes are records too;
  * `compact` rewrites packs that are mostly dead.
  */
 import { mkdir, readFile, readdir, rename, rm, stat, truncate, writeFile, open as openFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
-import { BLOCKSTORE_VERSION, COMPACT_MIN_LIVE, INDEX_LOG_MAX_RECORDS_PER_BLOCK, INDEX_LOG_SLACK_RECORDS, PACK_MAX_BYTES, PACK_READ_HANDLES } from './constants.ts'
+import { BLOCKSTORE_VERSION, COMPACT_MIN_LIVE, INDEX_LOG_MAX_RECORDS_PER_BLOCK, INDEX_LOG_SLACK_RECORDS, PACK_MAX_BYTES, PACK_READ_HANDLES, SHARED_PACK_BATCH_BYTES } from './constants.ts'
 import { BlockNotFoundError, CorruptBlockError, DiskFullError, StoreVersionError, UnsupportedHashError } from './errors.ts'
 import { RECORD_DEL, RECORD_PUT, decodeRecords, encodeRecords } from './pack-log.ts'
 import { PackIndex } from './pack-index.ts'
 import { PackReaders, PackSegment, syncDir } from './packs.ts'
 import { contiguous, decodeStored, encodeStored, verifyBlock } from './stored-form.ts'
 import type { IndexRecord, PackEntry } from './pack-log.ts'
+import type { PackItem } from './packs.ts'
 import type { StoredBlock } from './stored-form.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Blockstore, InputPair, Pair } from 'interface-blockstore'
@@ -43,6 +47,14 @@ interface PackStats {
   sizeBytes: number
   liveBytes: number
   liveBlocks: number
+}
+
+/** A shared pack not yet closed: the batches with blocks in it not yet committed or aborted. */
+interface OpenShared {
+  segment: PackSegment
+  users: number
+  /** The fsync of packs/ that makes the file's name durable, once, before its first records. */
+  dirSynced?: Promise<void>
 }
 
 export interface CompactResult {
@@ -88,6 +100,9 @@ export class DiskBlockstore implements Blockstore, BlockTarget {
   private logRecords = 0
   /** Index changes (commit, delete) run one at a time, in log order. */
   private logTurn: Promise<unknown> = Promise.resolve()
+  /** The shared pack new batches append to, and every shared pack still open (compaction leaves them alone). */
+  private shared?: PackSegment
+  private readonly openShared = new Map<number, OpenShared>()
 
   constructor (dir: string, events: DiskBlockstoreEvents = {}) {
     this.dir = dir
@@ -171,6 +186,9 @@ export class DiskBlockstore implements Blockstore, BlockTarget {
   /** Closes the log and the read handles. Batches must be finished first. */
   async close (): Promise<void> {
     await this.logTurn
+    const shared = this.shared
+    this.shared = undefined
+    if (shared != null) await this.retireShared(shared)
     this.readers.closeAll()
     const log = this.log
     this.log = undefined
@@ -278,15 +296,98 @@ export class DiskBlockstore implements Blockstore, BlockTarget {
     }
   }
 
+  /** A batch appends to the shared pack (a new one once the last is full or failed) and commits or leaves it later. */
+  joinShared (): PackSegment {
+    let segment = this.shared
+    if (segment == null || segment.sizeBytes >= PACK_MAX_BYTES || segment.failed) {
+      if (segment != null) this.retireShared(segment).catch(() => {})
+      const pack = this.nextPack++
+      segment = new PackSegment(pack, this.packPath(pack), true)
+      this.shared = segment
+      this.openShared.set(pack, { segment, users: 0 })
+    }
+    const open = this.openShared.get(segment.pack) as OpenShared
+    open.users++
+    return segment
+  }
+
+  /** The batch is done with the shared pack (committed or not); a retired pack closes with its last user. */
+  async leaveShared (segment: PackSegment): Promise<void> {
+    const open = this.openShared.get(segment.pack)
+    if (open == null) return
+    open.users--
+    if (open.users <= 0 && this.shared !== segment) await this.closeShared(open)
+  }
+
+  /** No new batch appends to it; closed once its last user is done. */
+  private async retireShared (segment: PackSegment): Promise<void> {
+    if (this.shared === segment) this.shared = undefined
+    const open = this.openShared.get(segment.pack)
+    if (open != null && open.users <= 0) await this.closeShared(open)
+  }
+
+  private async closeShared (open: OpenShared): Promise<void> {
+    const { segment } = open
+    if (this.openShared.get(segment.pack) !== open) return
+    this.openShared.delete(segment.pack)
+    await segment.discard() // waits for writes in flight and closes; every commit made its bytes durable
+    const stats = this.packs.get(segment.pack)
+    if (stats != null) stats.sizeBytes = Math.max(stats.sizeBytes, segment.sizeBytes)
+    else await rm(segment.path, { force: true }) // nothing in it was committed
+  }
+
+  /**
+   * Makes a batch's blocks in a shared pack visible: the pack's writes so far
+   * fdatasynced (one for every batch waiting at the time), then the batch's
+   * records appended and fsynced. On failure the pack takes no more appends
+   * (its committed blocks stay; the failed bytes are garbage no record names).
+   */
+  async commitShared (segment: PackSegment, items: PackItem[], writes: Array<Promise<void>>): Promise<void> {
+    try {
+      await Promise.all(writes)
+      await segment.durable()
+      const open = this.openShared.get(segment.pack)
+      if (open != null) {
+        open.dirSynced ??= syncDir(this.packDir)
+        await open.dirSynced.catch((err: unknown) => {
+          open.dirSynced = undefined
+          throw err
+        })
+      }
+      await this.inTurn(async () => {
+        await this.appendLog(items.map(i => ({ type: RECORD_PUT, cid: i.cid.toV1().bytes, entry: i.entry })), true)
+        let stats = this.packs.get(segment.pack)
+        if (stats == null) {
+          stats = { sizeBytes: 0, liveBytes: 0, liveBlocks: 0 }
+          this.packs.set(segment.pack, stats)
+        }
+        stats.sizeBytes = Math.max(stats.sizeBytes, segment.sizeBytes)
+        for (const i of items) {
+          const old = this.index.get(i.key)
+          if (old != null) this.account(old, -1)
+          this.index.set(i.key, i.entry)
+          this.account(i.entry, 1)
+        }
+      })
+    } catch (err) {
+      if (this.shared === segment) this.shared = undefined
+      throw diskFull(err, `blocks in ${segment.path}`)
+    }
+  }
+
   async discardSegment (segment: PackSegment): Promise<void> {
     await segment.discard()
     this.readers.forget(segment.pack)
     await rm(segment.path, { force: true })
   }
 
-  /** A batch of writes: one pack (per 64 MiB), one fsync, visible at commit. */
-  batch (): BlockBatch {
-    return new BlockBatch(this)
+  /**
+   * A batch of writes, visible at commit: its first MiB in the shared pack,
+   * the rest in packs of its own (one per 64 MiB); one fdatasync per pack.
+   * `shared: false` writes only packs of its own (compaction).
+   */
+  batch (options: { shared?: boolean } = {}): BlockBatch {
+    return new BlockBatch(this, options.shared ?? true)
   }
 
   /**
@@ -294,8 +395,8 @@ export class DiskBlockstore implements Blockstore, BlockTarget {
    * far are committed all the same (a fetch resumes from them), except on a
    * full disk, where the batch's uncommitted pack is removed.
    */
-  async writeBatch<T> (fn: (batch: BlockBatch) => Promise<T>): Promise<T> {
-    const batch = this.batch()
+  async writeBatch<T> (fn: (batch: BlockBatch) => Promise<T>, options: { shared?: boolean } = {}): Promise<T> {
+    const batch = this.batch(options)
     let result: T
     try {
       result = await fn(batch)
@@ -419,6 +520,8 @@ export class DiskBlockstore implements Blockstore, BlockTarget {
     const result: CompactResult = { packsRewritten: 0, packsRemoved: 0, freedBytes: 0 }
     const sparse = new Set<number>()
     for (const [pack, stats] of this.packs) {
+      // a shared pack still open is still being appended to: its turn comes once it is full
+      if (this.openShared.has(pack)) continue
       if (stats.liveBlocks > 0 && stats.liveBytes < stats.sizeBytes * COMPACT_MIN_LIVE) sparse.add(pack)
     }
     if (sparse.size > 0) {
@@ -437,12 +540,12 @@ export class DiskBlockstore implements Blockstore, BlockTarget {
           written += stored.payload.byteLength
           await batch.rewrite(cid, stored, entry)
         }
-      })
+      }, { shared: false })
       result.packsRewritten = sparse.size
       result.freedBytes -= written
     }
     for (const [pack, stats] of [...this.packs]) {
-      if (stats.liveBlocks > 0) continue
+      if (stats.liveBlocks > 0 || this.openShared.has(pack)) continue
       this.packs.delete(pack)
       this.readers.forget(pack)
       await rm(this.packPath(pack), { force: true })
@@ -514,9 +617,16 @@ export class BlockBatch implements BlockTarget {
   private readonly pending = new Map<string, { entry: PackEntry, written: Promise<void> }>()
   private failure?: unknown
   private finished = false
+  /** The shared pack this batch appends its first blocks to, what it put there, and their writes. */
+  private readonly useShared: boolean
+  private shared?: PackSegment
+  private readonly sharedItems: PackItem[] = []
+  private readonly sharedWrites: Array<Promise<void>> = []
+  private sharedBytes = 0
 
-  constructor (store: DiskBlockstore) {
+  constructor (store: DiskBlockstore, useShared = true) {
     this.store = store
+    this.useShared = useShared
   }
 
   async has (cid: CID): Promise<boolean> {
@@ -556,6 +666,21 @@ export class BlockBatch implements BlockTarget {
   private async append (key: string, cid: CID, stored: StoredBlock, replaces?: PackEntry): Promise<void> {
     if (this.failure != null) throw this.failure
     if (this.finished) throw new Error('block batch already finished')
+    // small batches share one pack; a large one moves to packs of its own after its first MiB, for good
+    if (this.useShared && replaces == null && this.segment == null && this.sharedBytes + stored.payload.byteLength <= SHARED_PACK_BATCH_BYTES) {
+      this.shared ??= this.store.joinShared()
+      const { entry, written } = this.shared.append(key, cid, stored.codec, stored.payload)
+      this.sharedItems.push({ key, cid, entry })
+      this.sharedWrites.push(written)
+      this.sharedBytes += stored.payload.byteLength
+      this.pending.set(key, { entry, written })
+      try {
+        await written
+      } catch (err) {
+        throw diskFull(err, `block ${cid.toString()}`)
+      }
+      return
+    }
     if (this.segment == null || this.segment.sizeBytes >= PACK_MAX_BYTES) this.seal()
     const segment = this.segment as PackSegment
     const { entry, written } = segment.append(key, cid, stored.codec, stored.payload, replaces)
@@ -588,6 +713,12 @@ export class BlockBatch implements BlockTarget {
       this.segment = undefined
       this.committing.push(this.store.commitSegment(last))
     }
+    const shared = this.shared
+    if (shared != null) {
+      this.shared = undefined
+      const done = this.sharedItems.length === 0 ? Promise.resolve() : this.store.commitShared(shared, this.sharedItems, this.sharedWrites)
+      this.committing.push(done.finally(async () => { await this.store.leaveShared(shared) }))
+    }
     const results = await Promise.allSettled(this.committing)
     this.pending.clear()
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
@@ -600,6 +731,13 @@ export class BlockBatch implements BlockTarget {
     const current = this.segment
     this.segment = undefined
     if (current != null) await this.store.discardSegment(current)
+    // what it put in the shared pack stays there unnamed (compaction reclaims it)
+    const shared = this.shared
+    this.shared = undefined
+    if (shared != null) {
+      await Promise.allSettled(this.sharedWrites)
+      await this.store.leaveShared(shared)
+    }
     await Promise.allSettled(this.committing)
     this.pending.clear()
   }

@@ -6,6 +6,15 @@ export const BLOCKSTORE_VERSION = 2
 /** A batch starts a new pack (committing the full one) once its pack reaches this size. */
 export const PACK_MAX_BYTES = 64 * 1024 * 1024
 
+/**
+ * A batch appends its first blocks, up to this many bytes, to the store's
+ * shared pack; past that, it writes packs of its own. Small writes (a job's
+ * input, result and kept outputs, one fetched block) then add no pack file
+ * each: a soak's submitter wrote ~4 pack files a job, each a file, an fsync
+ * of it and of the folder, and an entry in memory until gc.
+ */
+export const SHARED_PACK_BATCH_BYTES = 1024 * 1024
+
 /** A pack being written is fdatasynced in the background every this many bytes (early writeback). */
 export const PACK_FLUSH_BYTES = 16 * 1024 * 1024
 

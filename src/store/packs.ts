@@ -1,9 +1,10 @@
 /**
  * Pack files: blocks/packs/<n>.pack holds the stored payloads of many blocks
  * back to back, with nothing in between (where each block lies is the index
- * log's business). A pack is written once, by one batch, then only read and
- * eventually deleted: blocks are appended at offsets reserved in call order,
- * so writes overlap one another and the hashing of the next blocks.
+ * log's business). A pack is written once, by one batch (or, the store's
+ * shared pack, by many until it is full), then only read and eventually
+ * deleted: blocks are appended at offsets reserved in call order, so writes
+ * overlap one another and the hashing of the next blocks.
  */
 import { open } from 'node:fs/promises'
 import { PACK_FLUSH_BYTES, PACK_WRITE_GROUP_BYTES } from './constants.ts'
@@ -45,11 +46,18 @@ export function remainder (chunks: Uint8Array[], skip: number): Uint8Array[] {
   return out
 }
 
-/** A pack being written. Nothing in it is visible until the store commits it. */
+/**
+ * A pack being written. Nothing in it is visible until the store commits it.
+ * Most are written by one batch and closed at its commit; a shared one (the
+ * store's pack for small writes) takes the appends of many batches, each
+ * committing its own blocks, and stays open until it is full.
+ */
 export class PackSegment {
   readonly pack: number
   readonly path: string
+  readonly shared: boolean
   sizeBytes = 0
+  /** The blocks appended (not kept for a shared pack: each batch keeps its own). */
   readonly items: PackItem[] = []
   private readonly handle: Promise<FileHandle>
   private readonly writes = new Set<Promise<void>>()
@@ -58,10 +66,14 @@ export class PackSegment {
   private writtenBytes = 0
   private flushedAt = 0
   private flushing?: Promise<void>
+  /** Shared packs: the fdatasync that callers arriving now will share, and the one before it. */
+  private syncQueued?: Promise<void>
+  private syncLast: Promise<void> = Promise.resolve()
 
-  constructor (pack: number, path: string) {
+  constructor (pack: number, path: string, shared = false) {
     this.pack = pack
     this.path = path
+    this.shared = shared
     this.handle = open(path, 'wx', 0o644)
     this.handle.catch(() => {}) // reported by the first append
   }
@@ -76,7 +88,7 @@ export class PackSegment {
   append (key: string, cid: CID, codec: number, payload: Uint8Array | Uint8ArrayList, replaces?: PackEntry): { entry: PackEntry, written: Promise<void> } {
     const entry: PackEntry = { pack: this.pack, offset: this.sizeBytes, length: payload.byteLength, codec }
     this.sizeBytes += payload.byteLength
-    this.items.push({ key, cid, entry, replaces })
+    if (!this.shared) this.items.push({ key, cid, entry, replaces })
     let group = this.group
     if (group == null) {
       group = { offset: entry.offset, bytes: 0, chunks: [], done: Promise.withResolvers<void>() }
@@ -131,6 +143,32 @@ export class PackSegment {
     this.flushing = handle.datasync()
       .catch((err: Error) => { this.failure ??= err })
       .finally(() => { this.flushing = undefined })
+  }
+
+  /** A write to this pack has failed: a shared pack takes no more appends. */
+  get failed (): boolean {
+    return this.failure != null
+  }
+
+  /**
+   * Shared packs: makes every write that has finished so far durable; the
+   * file stays open. Callers arriving while an fdatasync runs share the next.
+   */
+  async durable (): Promise<void> {
+    if (this.failure != null) throw this.failure
+    let queued = this.syncQueued
+    if (queued == null) {
+      const next: Promise<void> = this.syncLast.catch(() => {}).then(async () => {
+        // from here on, new callers need a later fdatasync than this one
+        if (this.syncQueued === next) this.syncQueued = undefined
+        await (await this.handle).datasync()
+      })
+      queued = next
+      this.syncQueued = next
+      this.syncLast = next
+    }
+    await queued
+    if (this.failure != null) throw this.failure
   }
 
   /** Waits for every write, makes the pack durable, and closes it. */

@@ -1,12 +1,14 @@
 /**
- * Store.addMany: several adds in one write (one pack file, one fsync), each
- * with the CID a lone add gives, held and pinned as a lone add would be.
+ * Store.addMany: several adds in one write (one batch: one commit of the
+ * index, one fdatasync per pack file it wrote), each with the CID a lone add
+ * gives, held and pinned as a lone add would be.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { DiskBlockstore } from '../../src/store/blockstore.ts'
 import { parseCid } from '../../src/store/index.ts'
 import { bytesOf, kuboCid, readAll, startStorePeer, stopStorePeer } from './helpers.ts'
 import type { StorePeer } from './helpers.ts'
@@ -24,16 +26,26 @@ describe('Store.addMany', () => {
     await rm(dir, { recursive: true, force: true })
   })
 
-  it('writes every source to one pack, each with the CID a lone add gives', async () => {
+  it('writes every source in one batch (its first MiB in the shared pack, the rest in one pack), each with the CID a lone add gives', async () => {
     const datas = [randomBytes(10), randomBytes(1000), randomBytes(262144 + 7), randomBytes(3 * 262144), randomBytes(1)]
     const file = join(dir, 'part.bin')
     const fileData = randomBytes(300_000)
     await writeFile(file, fileData)
     const before = await packFiles()
     const progress: number[] = []
-    const added = await peer.store.addMany([...datas.map(d => bytesOf(d)), file], { pin: false, provide: false, onProgress: ({ bytes }) => progress.push(bytes) })
-    // six adds one at a time would have made six pack files
-    expect(await packFiles()).toBe(before + 1)
+    const sharedCommits = vi.spyOn(DiskBlockstore.prototype, 'commitShared')
+    const ownCommits = vi.spyOn(DiskBlockstore.prototype, 'commitSegment')
+    let added
+    try {
+      added = await peer.store.addMany([...datas.map(d => bytesOf(d)), file], { pin: false, provide: false, onProgress: ({ bytes }) => progress.push(bytes) })
+      // six adds one at a time would have been six batches, six commits of the shared pack
+      expect(sharedCommits).toHaveBeenCalledTimes(1)
+      expect(ownCommits).toHaveBeenCalledTimes(1)
+    } finally {
+      sharedCommits.mockRestore()
+      ownCommits.mockRestore()
+    }
+    expect(await packFiles()).toBe(before + 2)
     expect(added.map(a => a.size)).toEqual([...datas.map(d => d.length), fileData.length])
     const expected = await Promise.all([...datas, fileData].map(async d => await kuboCid([{ content: d }])))
     expect(added.map(a => a.cid)).toEqual(expected)

@@ -106,20 +106,21 @@ describe('DiskBlockstore', () => {
     expect(await store.has(cid)).toBe(false)
   })
 
-  it('a batch is invisible until committed; a crash before the commit leaves no block, and the pack is removed at open', async () => {
+  it('a batch is invisible until committed; a crash before the commit leaves no block, and its own pack is removed at open', async () => {
     const committed = randomBytes(1000)
     const committedCid = await cidOf(committed)
     await store.put(committedCid, committed)
     const bytes = randomBytes(262144)
     const cid = await cidOf(bytes)
-    const batch = store.batch()
+    // a pack of its own, as a large import's after its first MiB (shared-pack.spec covers the shared pack)
+    const batch = store.batch({ shared: false })
     await batch.putStored(cid, encodeStored(bytes))
     expect(await batch.has(cid)).toBe(true)
     expect(Buffer.from(await batch.getBytes(cid)).equals(bytes)).toBe(true)
     expect(await store.has(cid)).toBe(false)
     await expect(store.getBytes(cid)).rejects.toMatchObject({ name: 'BlockNotFoundError' })
     const packs = await readdir(join(dir, 'blocks', 'packs'))
-    expect(packs).toHaveLength(2) // the committed block's pack and the batch's
+    expect(packs).toHaveLength(2) // the committed block's pack (the shared one) and the batch's
     // "crash": the batch is never committed; a new process opens the store
     const after = new DiskBlockstore(join(dir, 'blocks'))
     await after.open()
@@ -145,7 +146,7 @@ describe('DiskBlockstore', () => {
     await after.open()
     expect(await after.has(firstCid)).toBe(true)
     expect(await after.has(secondCid)).toBe(false)
-    expect((await readdir(join(dir, 'blocks', 'packs')))).toHaveLength(1) // the second block's pack is unreferenced: removed
+    expect((await readdir(join(dir, 'blocks', 'packs')))).toHaveLength(1) // the shared pack both went to: the second's bytes are now named by no record
     // appends after the cut are readable on the next open
     await after.put(secondCid, second)
     await after.close()
@@ -158,12 +159,13 @@ describe('DiskBlockstore', () => {
   it('gc compaction: deleting most of a pack frees its space, live blocks stay readable, deletes survive a restart', async () => {
     const blocks = Array.from({ length: 10 }, () => randomBytes(100_000))
     const cids = await Promise.all(blocks.map(cidOf))
+    // packs of their own: an open shared pack is left to compaction once it is full
     await store.writeBatch(async batch => {
       for (const [i, bytes] of blocks.entries()) await batch.putStored(cids[i] as CID, encodeStored(bytes))
-    })
+    }, { shared: false })
     const other = randomBytes(50_000)
     const otherCid = await cidOf(other)
-    await store.put(otherCid, other)
+    await store.writeBatch(async batch => { await batch.putStored(otherCid, encodeStored(other)) }, { shared: false })
     const packBytes = async (): Promise<number> => {
       let total = 0
       for (const f of await readdir(join(dir, 'blocks', 'packs'))) total += (await stat(join(dir, 'blocks', 'packs', f))).size

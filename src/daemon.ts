@@ -6,7 +6,6 @@ import { readFile } from 'node:fs/promises'
 import { getHeapSpaceStatistics } from 'node:v8'
 import { apiRoutes, checkApiBind, startApiServer, AddressInUseError } from './api/index.ts'
 import { LeptonError } from './errors.ts'
-import { loadFullGc } from './full-gc.ts'
 import { loadMallocInfo, loadMallocTrim } from './malloc-trim.ts'
 import { silentLogger } from './log.ts'
 import { createNode } from './node/index.ts'
@@ -50,13 +49,11 @@ export interface DaemonInit {
 }
 
 /**
- * How often the daemon runs its memory upkeep: a full V8 collection, then
- * glibc's free heap pages handed back. A trim takes well under a
- * millisecond; after 4 minutes of jobs on 12 daemons one gave back 2-14 MiB
- * per daemon (median 8), of ~25 MiB malloc heaps. The collection pauses the
- * event loop for a few tens of ms (measured in the memory log as gcMs).
+ * How often the daemon returns glibc's free heap pages. One call takes well
+ * under a millisecond. After 4 minutes of jobs on 12 daemons one call gave
+ * back 2-14 MiB per daemon (median 8), of ~25 MiB malloc heaps.
  */
-const MEMORY_UPKEEP_INTERVAL_MS = 30_000
+const MALLOC_TRIM_INTERVAL_MS = 30_000
 
 export class Daemon implements ApiBackend {
   readonly node: LeptonNode
@@ -68,9 +65,7 @@ export class Daemon implements ApiBackend {
   private api?: ApiServer
   /** The repo has a swarm key: only peers holding it can connect. */
   private privateMesh = false
-  private upkeepTimer?: NodeJS.Timeout
-  /** How long the last upkeep's full collection paused the event loop (ms). */
-  lastGcMs = 0
+  private trimTimer?: NodeJS.Timeout
   private readonly lock: RepoLock
   private readonly closeDatastore: () => Promise<void>
   private readonly startedAt = Date.now()
@@ -158,7 +153,7 @@ export class Daemon implements ApiBackend {
       daemon.api = await startApiServer({ host: apiAddr.host, port: apiAddr.port, allowPublic: apiPublic, token: repo.apiToken, routes: apiRoutes(daemon), log: log.child('api') })
       await lock.update({ peerId: node.peerId.toString(), api: daemon.api.address })
       log.info('started', { peer: node.peerId.toString(), api: daemon.api.address, private: repo.swarmKey != null })
-      daemon.startMemoryUpkeep()
+      daemon.startMallocTrim()
       if (process.env.LEPTON_MEMORY_LOG_MS != null) {
         // operators chasing memory: one line per interval, in MiB
         const mib = (n: number): number => Math.round(n / 1048576)
@@ -206,7 +201,6 @@ export class Daemon implements ApiBackend {
               providerRecords: datastore.countPrefix('/dht/provider/'),
               ...connectionCounts(node.getConnections()),
               cpuMs,
-              gcMs: Math.round(daemon.lastGcMs),
               events
             })
           }).catch(() => {})
@@ -221,30 +215,18 @@ export class Daemon implements ApiBackend {
   }
 
   /**
-   * Every MEMORY_UPKEEP_INTERVAL_MS: a full V8 collection (src/full-gc.ts),
-   * then the free pages inside glibc's malloc heap handed back to the system
-   * (src/malloc-trim.ts; skipped, and said so, where the helper is not
-   * built). V8 collects the old generation only once it has grown by half
-   * its live size (--heap-growing-percent=50), so between collections a
-   * daemon carried 10-20 MiB of dead objects, and the malloc memory they held
-   * (network and store buffers) was freed only then. Like Go's runtime, which
-   * forces a collection at least every two minutes, the daemon bounds that.
+   * Every MALLOC_TRIM_INTERVAL_MS, hands the free pages inside glibc's malloc
+   * heap back to the system (src/malloc-trim.ts). Skipped, and said so, where
+   * the helper is not built.
    */
-  private startMemoryUpkeep (): void {
-    const gc = loadFullGc()
+  private startMallocTrim (): void {
     const trim = loadMallocTrim()
-    if (trim == null && process.platform === 'linux') this.log.info('malloc_trim helper not built (npm ci builds it with node-gyp): freed native memory stays with the daemon')
-    if (gc == null) this.log.info('V8 refused --expose-gc: no periodic full collection')
-    if (gc == null && trim == null) return
-    this.upkeepTimer = setInterval(() => {
-      if (gc != null) {
-        const started = performance.now()
-        gc()
-        this.lastGcMs = performance.now() - started
-      }
-      trim?.()
-    }, MEMORY_UPKEEP_INTERVAL_MS)
-    this.upkeepTimer.unref()
+    if (trim == null) {
+      if (process.platform === 'linux') this.log.info('malloc_trim helper not built (npm ci builds it with node-gyp): freed native memory stays with the daemon')
+      return
+    }
+    this.trimTimer = setInterval(() => { trim() }, MALLOC_TRIM_INTERVAL_MS)
+    this.trimTimer.unref()
   }
 
   get apiAddress (): string {
@@ -328,7 +310,7 @@ export class Daemon implements ApiBackend {
   async stop (): Promise<void> {
     this.stopping ??= (async () => {
       this.log.info('stopping')
-      clearInterval(this.upkeepTimer)
+      clearInterval(this.trimTimer)
       await this.api?.close().catch(() => {})
       await this.jobs.stop().catch((err: Error) => { this.log.warn('jobs stop failed', { err }) })
       await this.sandbox.close().catch(() => {})

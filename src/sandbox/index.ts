@@ -68,7 +68,7 @@ export interface Sandbox {
 
 export interface SandboxMemory {
   isolates: number
-  /** JS isolates created since the sandbox started (a busy submitter makes two a job: inspection and reduce). */
+  /** JS isolates created since the sandbox started (a submitter makes one a job for its reduce; inspections of a module it saw before make none). */
   isolatesCreated: number
   workers: number
   /** Sums over the warm isolates, in bytes. */

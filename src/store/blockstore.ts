@@ -8,9 +8,9 @@
  * appends and fsyncs the index records. A block is visible only once its
  * record is durable, so a crash leaves at worst a pack nobody points to,
  * removed at the next open, or bytes past the last committed block of a
- * shared pack, which no record points to and compaction reclaims. Every read is hashed against its
- * CID; a corrupt block is dropped from the index. gc's deletes are records too;
- * `compact` rewrites packs that are mostly dead.
+ * shared pack, which no record points to and compaction reclaims. Every read
+ * is hashed against its CID; a corrupt block is dropped from the index. gc's
+ * deletes are records too; `compact` rewrites packs that are mostly dead.
  */
 import { mkdir, readFile, readdir, rename, rm, stat, truncate, writeFile, open as openFile } from 'node:fs/promises'
 import { join } from 'node:path'

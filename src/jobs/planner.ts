@@ -57,9 +57,9 @@ async function readModule (path: string, what: string): Promise<Uint8Array> {
 }
 
 /**
- * A job's partitions in one add: one pack and one fsync for all of them
- * (each its own add, a job of 6 partitions wrote 6 pack files, and a soak's
- * submitter ~9 pack files a job). Holds go to `onHold`; CIDs in order.
+ * A job's partitions in one add: one batch, committed once for all of them
+ * (each its own add, a job of 6 partitions wrote 6 pack files before the
+ * store had a shared pack). Holds go to `onHold`; CIDs in order.
  */
 async function addAllTo (store: Store, sources: Array<string | Uint8Array>, options: AddOptions, onHold?: (release: () => void) => void): Promise<string[]> {
   const added = await store.addMany(sources.map(source => typeof source === 'string' ? source : (async function * () { yield source })()), options)

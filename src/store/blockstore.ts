@@ -281,14 +281,7 @@ export class DiskBlockstore implements Blockstore, BlockTarget {
           await rm(segment.path, { force: true })
           return
         }
-        await this.appendLog(items.map(i => ({ type: RECORD_PUT, cid: i.cid.toV1().bytes, entry: i.entry })), true)
-        this.packs.set(segment.pack, { sizeBytes: segment.sizeBytes, liveBytes: 0, liveBlocks: 0 })
-        for (const i of items) {
-          const old = this.index.get(i.key)
-          if (old != null) this.account(old, -1)
-          this.index.set(i.key, i.entry)
-          this.account(i.entry, 1)
-        }
+        await this.recordPuts(segment, items)
       })
     } catch (err) {
       await rm(segment.path, { force: true })
@@ -354,24 +347,28 @@ export class DiskBlockstore implements Blockstore, BlockTarget {
           throw err
         })
       }
-      await this.inTurn(async () => {
-        await this.appendLog(items.map(i => ({ type: RECORD_PUT, cid: i.cid.toV1().bytes, entry: i.entry })), true)
-        let stats = this.packs.get(segment.pack)
-        if (stats == null) {
-          stats = { sizeBytes: 0, liveBytes: 0, liveBlocks: 0 }
-          this.packs.set(segment.pack, stats)
-        }
-        stats.sizeBytes = Math.max(stats.sizeBytes, segment.sizeBytes)
-        for (const i of items) {
-          const old = this.index.get(i.key)
-          if (old != null) this.account(old, -1)
-          this.index.set(i.key, i.entry)
-          this.account(i.entry, 1)
-        }
-      })
+      await this.inTurn(async () => { await this.recordPuts(segment, items) })
     } catch (err) {
       if (this.shared === segment) this.shared = undefined
       throw diskFull(err, `blocks in ${segment.path}`)
+    }
+  }
+
+  /** In a turn: appends and fsyncs the PUT records of blocks now durable in `segment`, then indexes them. */
+  private async recordPuts (segment: PackSegment, items: PackItem[]): Promise<void> {
+    await this.appendLog(items.map(i => ({ type: RECORD_PUT, cid: i.cid.toV1().bytes, entry: i.entry })), true)
+    // a batch's own pack is new here; a shared one may have records already, and has grown since
+    let stats = this.packs.get(segment.pack)
+    if (stats == null) {
+      stats = { sizeBytes: 0, liveBytes: 0, liveBlocks: 0 }
+      this.packs.set(segment.pack, stats)
+    }
+    stats.sizeBytes = Math.max(stats.sizeBytes, segment.sizeBytes)
+    for (const i of items) {
+      const old = this.index.get(i.key)
+      if (old != null) this.account(old, -1)
+      this.index.set(i.key, i.entry)
+      this.account(i.entry, 1)
     }
   }
 

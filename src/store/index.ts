@@ -95,9 +95,9 @@ export interface Store {
   /** Imports a file or folder path, or a byte stream; pins it here; replicates on request. */
   add(source: string | AsyncIterable<Uint8Array>, options?: AddOptions): Promise<AddResult>
   /**
-   * Several adds with the same options in one write: one pack and one fsync
-   * for all (a job's partitions, each its own pack before). Results in order;
-   * `onProgress` counts the bytes of all sources together.
+   * Several adds with the same options in one write: one batch, committed
+   * once for all (a job's partitions). Results in order; `onProgress` counts
+   * the bytes of all sources together.
    */
   addMany(sources: Array<string | AsyncIterable<Uint8Array>>, options?: AddOptions): Promise<AddResult[]>
   cat(cid: CID, options?: FetchOptions): AsyncGenerator<Uint8Array>

@@ -170,7 +170,7 @@ export class DefaultStore implements Store {
         bytes += n
         options.onProgress?.({ bytes })
       }
-      // one batch: every source's blocks go to one pack, made durable once at the end, before the pins
+      // one batch: every source's blocks made durable and visible in one commit at the end, before the pins
       const imported = await this.blockstore.writeBatch(async batch => {
         const out: Array<{ root: CID, size: number }> = []
         for (const source of sources) {

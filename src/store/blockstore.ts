@@ -69,8 +69,8 @@ export interface CompactResult {
  * sha2-256), not its base32 text. multiformats builds the text one character
  * at a time, and V8 keeps such a string as a chain of ~46 concatenation nodes
  * until something flattens it: keys decoded from the index log at start cost
- * ~1.6 KiB of heap each (a million blocks: 1.6 GiB), against ~140-170 bytes
- * per block, key, location and map slot together, this way.
+ * ~1.6 KiB of heap each (a million blocks: 1.6 GiB). The index copies the
+ * key's bytes into a typed array; the string lives only while it is used.
  */
 const keyOf = (cid: CID): string => Buffer.from(cid.toV1().bytes).toString('latin1')
 const cidOf = (key: string): CID => CID.decode(Buffer.from(key, 'latin1'))
@@ -87,9 +87,10 @@ export class DiskBlockstore implements Blockstore, BlockTarget {
   private readonly logPath: string
   private readonly events: DiskBlockstoreEvents
   /**
-   * CID (keyOf) -> where it lies (pack-index.ts). ~140 bytes of heap per
-   * block (key string, map slot) and 17-34 in typed arrays: a million blocks
-   * (256 GiB of 256 KiB leaves) take ~160-175 MiB.
+   * CID (keyOf) -> where it lies (pack-index.ts): key and location in typed
+   * arrays, ~62 bytes a slot and 4 a table entry, none on the V8 heap; the
+   * arrays double as they fill. A million blocks (256 GiB of 256 KiB leaves)
+   * take ~70-130 MiB.
    */
   private readonly index = new PackIndex()
   private readonly packs = new Map<number, PackStats>()

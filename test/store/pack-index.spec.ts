@@ -32,3 +32,52 @@ describe('PackIndex', () => {
     expect(index.get('k0')).toBeUndefined()
   })
 })
+
+describe('PackIndex against a Map', () => {
+  /** mulberry32: a seeded sequence, the same every run. */
+  function rng (seed: number): () => number {
+    let a = seed >>> 0
+    return () => {
+      a = (a + 0x6d2b79f5) >>> 0
+      let t = a
+      t = Math.imul(t ^ (t >>> 15), t | 1)
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+      return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
+    }
+  }
+
+  it('agrees with a Map over 200,000 random sets and deletes of CID-like, short and long keys', () => {
+    const random = rng(7)
+    // a CIDv1 (raw, sha2-256) as latin1, a few shorter and longer keys; 3000 keys so sets hit existing ones
+    const keys = Array.from({ length: 3000 }, (_, i) => {
+      const len = i % 50 === 0 ? 45 + (i % 7) : i % 31 === 0 ? 1 + (i % 9) : 36
+      return String.fromCharCode(...Array.from({ length: len }, (_, j) => j < 4 && len === 36 ? [1, 0x55, 0x12, 0x20][j] as number : Math.floor(random() * 256)))
+    })
+    const index = new PackIndex()
+    const model = new Map<string, { pack: number, offset: number, length: number, codec: number }>()
+    for (let op = 0; op < 200_000; op++) {
+      const key = keys[Math.floor(random() * keys.length)] as string
+      // phases: mostly inserts, then mostly deletes, so the table grows, empties and refills
+      const deleting = random() < ((op >> 14) % 2 === 0 ? 0.3 : 0.7)
+      if (deleting) {
+        expect(index.delete(key)).toBe(model.delete(key))
+      } else {
+        const entry = { pack: op % 1000, offset: op * 3, length: op % 777, codec: op % 2 === 0 ? 0x55 : 0x70 }
+        index.set(key, entry)
+        model.set(key, entry)
+      }
+      if (op % 5000 === 0) {
+        expect(index.size).toBe(model.size)
+        for (const k of keys) expect(index.get(k)).toEqual(model.get(k))
+      }
+    }
+    expect(index.size).toBe(model.size)
+    const seen = new Map([...index])
+    expect(seen).toEqual(model)
+    expect(new Set(index.keys())).toEqual(new Set(model.keys()))
+  })
+
+  it('refuses a key that is not a latin1 string of bytes', () => {
+    expect(() => new PackIndex().set('\u0100abc', { pack: 1, offset: 0, length: 1, codec: 0x55 })).toThrow(TypeError)
+  })
+})

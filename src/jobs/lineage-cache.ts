@@ -1,5 +1,17 @@
 /** The lineage cache: outputs of finished tasks by lineage key, bounded. */
+import { CID } from 'multiformats/cid'
 import type { LineageEntry } from './run.ts'
+
+/** What a job run needs of the lineage. */
+export interface Lineage {
+  get(key: string): LineageEntry | undefined
+  set(key: string, entry: LineageEntry): void
+  delete(key: string): boolean
+}
+
+/** Flag byte of an entry held as a string: the output is (not) in this peer's blockstore. */
+const STORED = '\x01'
+const NOT_STORED = '\x00'
 
 /**
  * Lineage of finished tasks, least recently used dropped first once it holds
@@ -10,16 +22,25 @@ import type { LineageEntry } from './run.ts'
  * hit reads them from there. Kept inline (~4 KiB per word-count task) they
  * grew its memory with every task until the old 64 MiB cap: +5 MiB in a
  * 10-minute soak. A worker's cache keeps the outputs it computed, inline.
+ *
+ * An entry without an inline output is held as one flat string, a flag byte
+ * and the output CID's bytes (56 bytes of heap), not as an object and the
+ * CID's base32 text (~120): the submitter's cache fills to its 4096 entries
+ * in a 10-minute soak and is part of what its memory grows by.
  */
-export class LineageCache extends Map<string, LineageEntry> {
+export class LineageCache implements Lineage {
+  private readonly entries = new Map<string, string | LineageEntry>()
   private bytes = 0
   private readonly maxEntries: number
   private readonly maxBytes: number
 
   constructor (maxEntries: number, maxBytes: number) {
-    super()
     this.maxEntries = maxEntries
     this.maxBytes = maxBytes
+  }
+
+  get size (): number {
+    return this.entries.size
   }
 
   /** Bytes of the inline outputs held. */
@@ -27,39 +48,72 @@ export class LineageCache extends Map<string, LineageEntry> {
     return this.bytes
   }
 
-  override get (key: string): LineageEntry | undefined {
-    const entry = super.get(key)
-    if (entry !== undefined) {
-      // most recently used last
-      super.delete(key)
-      super.set(key, entry)
-    }
-    return entry
+  /** Keys, least recently used first. */
+  keys (): IterableIterator<string> {
+    return this.entries.keys()
   }
 
-  override set (key: string, entry: LineageEntry): this {
+  has (key: string): boolean {
+    return this.entries.has(key)
+  }
+
+  get (key: string): LineageEntry | undefined {
+    const held = this.entries.get(key)
+    if (held === undefined) return undefined
+    // most recently used last
+    this.entries.delete(key)
+    this.entries.set(key, held)
+    if (typeof held !== 'string') return held
+    return { outputCid: CID.decode(Buffer.from(held.slice(1), 'latin1')).toString(), stored: held[0] === STORED }
+  }
+
+  set (key: string, entry: LineageEntry): this {
     this.delete(key)
     const { output } = entry
-    // an output decoded from a task message is a view of the whole received chunk: keep only its bytes
-    if (output != null && output.byteLength !== output.buffer.byteLength) entry = { ...entry, output: output.slice() }
-    super.set(key, entry)
-    this.bytes += entry.output?.byteLength ?? 0
-    for (const oldest of this.keys()) {
-      if (this.size <= this.maxEntries && this.bytes <= this.maxBytes) break
+    let held: string | LineageEntry = entry
+    if (output == null) {
+      held = compact(entry) ?? entry
+    } else if (output.byteLength !== output.buffer.byteLength) {
+      // an output decoded from a task message is a view of the whole received chunk: keep only its bytes
+      held = { ...entry, output: output.slice() }
+    }
+    this.entries.set(key, held)
+    this.bytes += outputBytes(held)
+    for (const oldest of this.entries.keys()) {
+      if (this.entries.size <= this.maxEntries && this.bytes <= this.maxBytes) break
       this.delete(oldest)
     }
     return this
   }
 
-  override delete (key: string): boolean {
-    const entry = super.get(key)
-    if (entry === undefined) return false
-    this.bytes -= entry.output?.byteLength ?? 0
-    return super.delete(key)
+  delete (key: string): boolean {
+    const held = this.entries.get(key)
+    if (held === undefined) return false
+    this.bytes -= outputBytes(held)
+    return this.entries.delete(key)
   }
 
-  override clear (): void {
+  clear (): void {
     this.bytes = 0
-    super.clear()
+    this.entries.clear()
   }
+}
+
+function outputBytes (held: string | LineageEntry): number {
+  return typeof held === 'string' ? 0 : held.output?.byteLength ?? 0
+}
+
+/** The flat form, or undefined for an output CID that would not read back the same (kept as it came). */
+function compact (entry: LineageEntry): string | undefined {
+  let cid: CID
+  try {
+    cid = CID.parse(entry.outputCid)
+  } catch {
+    return undefined
+  }
+  // read back as base32 (v1) or base58 (v0): keep any other text as it came
+  if (cid.toString() !== entry.outputCid) return undefined
+  const { bytes } = cid
+  // Buffer's latin1 decoding makes one flat one-byte string (a concatenation would make a rope)
+  return Buffer.concat([Buffer.from(entry.stored === true ? STORED : NOT_STORED, 'latin1'), bytes]).toString('latin1')
 }

@@ -8,8 +8,12 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { create as createDigest } from 'multiformats/hashes/digest'
 
+/**
+ * The key: SHA-256 of the three, as a 32-character latin1 string (48 bytes
+ * of heap where its hex text took 80; the caches hold thousands).
+ */
 export function lineageKey (codeCid: string, inputCid: string | null, ctxJson: string): string {
-  return createHash('sha256').update(JSON.stringify([codeCid, inputCid, ctxJson])).digest('hex')
+  return createHash('sha256').update(JSON.stringify([codeCid, inputCid, ctxJson])).digest().toString('latin1')
 }
 
 /** The CIDv1 (raw, sha2-256) of bytes: what a small output is named by (and what `lepton add` gives a file of one chunk). */

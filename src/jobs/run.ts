@@ -8,6 +8,7 @@ import { INLINE_OUTPUT_BYTES, TASK_MSG, assignTasks, taskMessage } from '../mark
 import { AWARDS_PER_SLOT, BACKUP_AFTER_MEDIAN, BACKUP_MIN_MS, LEASE_MS, MAX_BACKUP_COPIES, OFFER_INTERVAL_MS } from './constants.ts'
 import { lineageKey, rawCid, taskContext } from './lineage.ts'
 import type { Journal } from './journal.ts'
+import type { Lineage } from './lineage-cache.ts'
 import type { Disagreement, JobDetail, JobPlan, JobState, JobSummary, TaskInfo, TaskState } from './types.ts'
 import type { Offer, TaskMessage, TaskView, WorkerView } from '../market/index.ts'
 import type { Logger } from '../log.ts'
@@ -90,7 +91,7 @@ export interface RunContext {
   recordOutcome(peer: string, ok: boolean): void
   publishOffer(offer: Omit<Offer, 'seq' | 'createdAtMs'>): void
   fetchBytes(cid: string, maxBytes: number, signal: AbortSignal): Promise<Uint8Array>
-  lineage: Map<string, LineageEntry>
+  lineage: Lineage
   /** This daemon's own worker, when it runs tasks. */
   localLink?(run: JobRun): Link
   onEnd(run: JobRun): void

@@ -36,3 +36,25 @@ describe('lineage cache', () => {
     expect(cache.get('a')?.output?.buffer.byteLength).toBe(10)
   })
 })
+
+describe('lineage cache entries without an inline output', () => {
+  it('read back the same output CID and stored flag, v1 and v0, and cost no output bytes', async () => {
+    const { rawCid } = await import('../../src/jobs/lineage.ts')
+    const { CID } = await import('multiformats/cid')
+    const cache = new LineageCache(10, 0)
+    const v1 = rawCid(new TextEncoder().encode('output')).toString()
+    const v0 = CID.createV0(CID.parse(v1).multihash as Parameters<typeof CID.createV0>[0]).toString()
+    cache.set('a', { outputCid: v1, stored: true })
+    cache.set('b', { outputCid: v1, stored: false })
+    cache.set('c', { outputCid: v0 })
+    // text that would not read back the same (base36) is kept as it came
+    const base36 = CID.parse(v1).toString((await import('multiformats/bases/base36')).base36)
+    cache.set('d', { outputCid: base36, stored: true })
+    expect(cache.get('a')).toEqual({ outputCid: v1, stored: true })
+    expect(cache.get('b')).toEqual({ outputCid: v1, stored: false })
+    expect(cache.get('c')).toEqual({ outputCid: v0, stored: false })
+    expect(cache.get('d')).toEqual({ outputCid: base36, stored: true })
+    expect(cache.outputBytes).toBe(0)
+    expect(cache.size).toBe(4)
+  })
+})

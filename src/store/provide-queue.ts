@@ -18,7 +18,7 @@ export interface ProvideQueueInit {
   log: Logger
   /** Aborts what runs and stops the queue (the store stopping). */
   signal: AbortSignal
-  /** A CID announced less than this long ago is skipped unless forced. */
+  /** A CID announced less than this long ago is skipped unless forced (counted in whole seconds). */
   freshMs: number
   /** Bound on one announcement. */
   timeoutMs: number
@@ -38,8 +38,15 @@ export interface ProvideQueueInit {
 
 export class ProvideQueue {
   private readonly init: ProvideQueueInit
-  /** CID -> when its last announcement succeeded; insertion order is time order. */
+  /**
+   * CID -> when its last announcement succeeded, in whole seconds since the
+   * queue started; insertion order is time order. Keyed by the CID's bytes as
+   * latin1 (56 bytes of heap, its base32 text 80) and valued in small
+   * integers (a millisecond timestamp is a 16-byte heap number): a busy
+   * submitter remembers one or two CIDs a job, up to maxRemembered.
+   */
   private readonly providedAt = new Map<string, number>()
+  private readonly startedMs = Date.now()
   private readonly waiting = new Map<string, CID>()
   private readonly running = new Set<string>()
   /** Announcements dropped because too many waited. */
@@ -53,8 +60,8 @@ export class ProvideQueue {
   add (cid: CID, force = false): void {
     const key = cid.toString()
     if (this.init.signal.aborted || this.waiting.has(key) || this.running.has(key)) return
-    const at = this.providedAt.get(key)
-    if (!force && at != null && Date.now() - at < this.init.freshMs) return
+    const at = this.providedAt.get(bytesKey(cid))
+    if (!force && at != null && (this.nowS() - at) * 1000 < this.init.freshMs) return
     this.waiting.set(key, cid)
     const max = this.init.maxWaiting ?? 1024
     for (const oldest of this.waiting.keys()) {
@@ -78,7 +85,7 @@ export class ProvideQueue {
       this.running.add(key)
       this.init.provide(cid, AbortSignal.any([this.init.signal, AbortSignal.timeout(this.init.timeoutMs)]))
         .then(() => {
-          this.remember(key)
+          this.remember(cid)
           this.init.log.debug('provided', { cid: key })
         }, (err: Error) => {
           this.init.log.debug('provide failed', { cid: key, err })
@@ -90,14 +97,24 @@ export class ProvideQueue {
     }
   }
 
-  private remember (key: string): void {
+  private nowS (): number {
+    return Math.floor((Date.now() - this.startedMs) / 1000)
+  }
+
+  private remember (cid: CID): void {
+    const key = bytesKey(cid)
+    const now = this.nowS()
     this.providedAt.delete(key)
-    this.providedAt.set(key, Date.now())
+    this.providedAt.set(key, now)
     const max = this.init.maxRemembered ?? 100_000
-    const cutoff = Date.now() - this.init.freshMs
     for (const [k, at] of this.providedAt) {
-      if (this.providedAt.size <= max && at >= cutoff) break
+      if (this.providedAt.size <= max && (now - at) * 1000 < this.init.freshMs) break
       this.providedAt.delete(k)
     }
   }
+}
+
+/** A flat one-byte string of the CID's bytes. */
+function bytesKey (cid: CID): string {
+  return Buffer.from(cid.bytes.buffer, cid.bytes.byteOffset, cid.bytes.byteLength).toString('latin1')
 }

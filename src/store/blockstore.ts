@@ -87,10 +87,9 @@ export class DiskBlockstore implements Blockstore, BlockTarget {
   private readonly logPath: string
   private readonly events: DiskBlockstoreEvents
   /**
-   * CID (keyOf) -> where it lies (pack-index.ts): key and location in typed
-   * arrays, ~62 bytes a slot and 4 a table entry, none on the V8 heap; the
-   * arrays double as they fill. A million blocks (256 GiB of 256 KiB leaves)
-   * take ~70-130 MiB.
+   * CID (keyOf) -> where it lies (pack-index.ts): a 64-byte record (key and
+   * location) in 128 KiB pages and 4-8 bytes of hash table a block, none on
+   * the V8 heap. A million blocks (256 GiB of 256 KiB leaves) take ~70 MiB.
    */
   private readonly index = new PackIndex()
   private readonly packs = new Map<number, PackStats>()

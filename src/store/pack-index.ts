@@ -1,17 +1,19 @@
 /**
  * The block index in memory: key -> where the block lies in the packs, with
- * nothing on the V8 heap per block. Keys (a CIDv1's bytes as a latin1 string)
- * are copied into a typed array of fixed-width rows, next to the location
- * (pack, offset, length, codec) at the same slot, and found through an
- * open-addressing hash table of slot numbers (linear probing, at most half
- * full, deletion by shifting the cluster back, so no tombstones pile up).
+ * nothing on the V8 heap per block. Each block has a 64-byte record (its key,
+ * a CIDv1's bytes, and its location: pack, offset, length, codec) in pages of
+ * 2048 records (128 KiB, allocated as needed and never moved), found through
+ * an open-addressing hash table of record numbers (linear probing, at most
+ * half full, deletion by shifting the cluster back, so no tombstones pile up).
  *
  * Why: with a Map from key string to slot, every block cost ~110 bytes of heap
  * (a 36-character string, a hash-table entry) that V8 carries at up to 1.5-2x
- * between collections. The index grows with every block stored: ~50 blocks a
+ * between collections. The index grows with every block stored: ~20 blocks a
  * job on a soak's submitter, its largest per-job growth (heap snapshots 2 and
  * 7.5 minutes into a run: +24,000 key strings, 1.4 MiB, plus the map's tables).
- * Here a block takes ~70-80 bytes of typed arrays that double as they fill.
+ * Here a block takes 64 bytes and 4-8 of table. Pages rather than arrays that
+ * double: no copy of the whole index as it grows, and no large freed buffer
+ * left in glibc's heap each time.
  *
  * Keys longer than KEY_BYTES (CIDs with longer digests) go to a small Map.
  * Iteration is in slot order (freed slots are reused), not insertion order;
@@ -20,29 +22,41 @@
 import { randomBytes } from 'node:crypto'
 import type { PackEntry } from './pack-log.ts'
 
-const INITIAL_SLOTS = 1024
-/** Key bytes a row holds: a CIDv1 with a 32-byte digest is 36, 37 with a two-byte codec. */
+/** Records a page holds (a power of two). */
+const PAGE_SLOTS = 2048
+const PAGE_SHIFT = 11
+const RECORD_BYTES = 64
+/** Key bytes a record holds: a CIDv1 with a 32-byte digest is 36, 37 with a two-byte codec. */
 const KEY_BYTES = 40
+// a record: key bytes 0-39, key length 40, codec 41, then (as u32) hash, pack, length, (as f64) offset
+const AT_KEY_LENGTH = 40
+const AT_CODEC = 41
+const U32_HASH = 11
+const U32_PACK = 12
+const U32_LENGTH = 13
+const F64_OFFSET = 7
+const INITIAL_TABLE = 2048
 /** Table entry meaning "empty"; others are slot + 1. */
 const EMPTY = 0
-/** keyLength of a slot whose key is in `long`. */
+/** Key length byte of a slot whose key is in `long`. */
 const LONG = 255
-const LATIN1 = /^[\x00-\xff]*$/
+/** A character that is not a byte. */
+const NOT_LATIN1 = /[\u0100-\uffff]/
+
+/** One page of records, seen as bytes, 32-bit words and doubles. */
+interface Page {
+  u8: Uint8Array
+  u32: Uint32Array
+  f64: Float64Array
+}
 
 export class PackIndex {
   /** Keys longer than KEY_BYTES -> slot. */
   private readonly long = new Map<string, number>()
-  private keys8 = new Uint8Array(INITIAL_SLOTS * KEY_BYTES)
-  /** At a slot: 0 free, 255 a long key (in `long`), else the key's length + 1. */
-  private keyLength = new Uint8Array(INITIAL_SLOTS)
-  private hashes = new Uint32Array(INITIAL_SLOTS)
-  private pack = new Uint32Array(INITIAL_SLOTS)
-  /** Float64: exact for any offset below 2^53. */
-  private offset = new Float64Array(INITIAL_SLOTS)
-  private length = new Uint32Array(INITIAL_SLOTS)
-  private codec = new Uint8Array(INITIAL_SLOTS)
+  /** Records; a record's key length byte: 0 a free slot, LONG a key in `long`, else the key's length + 1. */
+  private readonly pages: Page[] = []
   /** Open addressing: slot + 1, or EMPTY. Capacity a power of two, at least twice the keys in it. */
-  private table = new Uint32Array(INITIAL_SLOTS * 2)
+  private table = new Uint32Array(INITIAL_TABLE)
   private inTable = 0
   private readonly free: number[] = []
   private used = 0
@@ -66,19 +80,21 @@ export class PackIndex {
     let slot = this.slotOf(key)
     if (slot < 0) {
       // keys are bytes as latin1; anything else would be stored wrong
-      if (!LATIN1.test(key)) throw new TypeError('index keys are latin1 strings of bytes')
+      if (NOT_LATIN1.test(key)) throw new TypeError('index keys are latin1 strings of bytes')
       slot = this.free.pop() ?? this.newSlot()
       if (key.length > KEY_BYTES) {
         this.long.set(key, slot)
-        this.keyLength[slot] = LONG
+        this.page(slot).u8[(slot & (PAGE_SLOTS - 1)) * RECORD_BYTES + AT_KEY_LENGTH] = LONG
       } else {
         this.insert(key, slot)
       }
     }
-    this.pack[slot] = entry.pack
-    this.offset[slot] = entry.offset
-    this.length[slot] = entry.length
-    this.codec[slot] = entry.codec
+    const { u8, u32, f64 } = this.page(slot)
+    const r = slot & (PAGE_SLOTS - 1)
+    u32[r * 16 + U32_PACK] = entry.pack
+    f64[r * 8 + F64_OFFSET] = entry.offset
+    u32[r * 16 + U32_LENGTH] = entry.length
+    u8[r * RECORD_BYTES + AT_CODEC] = entry.codec
     return this
   }
 
@@ -101,7 +117,7 @@ export class PackIndex {
       j = (j + 1) & mask
       const at = this.table[j] as number
       if (at === EMPTY) break
-      const home = (this.hashes[at - 1] as number) & mask
+      const home = this.hashAt(at - 1) & mask
       // the entry at j may move to the hole at i unless its home lies cyclically in (i, j]
       if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
         this.table[i] = at
@@ -115,7 +131,9 @@ export class PackIndex {
   clear (): void {
     this.long.clear()
     this.table.fill(EMPTY)
-    this.keyLength.fill(0)
+    for (const { u8 } of this.pages) {
+      for (let r = 0; r < PAGE_SLOTS; r++) u8[r * RECORD_BYTES + AT_KEY_LENGTH] = 0
+    }
     this.inTable = 0
     this.free.length = 0
     this.used = 0
@@ -130,7 +148,7 @@ export class PackIndex {
     const longKeys = new Map<number, string>()
     for (const [key, slot] of this.long) longKeys.set(slot, key)
     for (let slot = 0; slot < this.used; slot++) {
-      const n = this.keyLength[slot] as number
+      const n = this.keyLengthAt(slot)
       if (n === 0) continue
       const key = n === LONG ? longKeys.get(slot) : this.keyAt(slot, n - 1)
       // a long key deleted meanwhile, its slot free or reused
@@ -139,9 +157,21 @@ export class PackIndex {
     }
   }
 
+  private page (slot: number): Page {
+    return this.pages[slot >>> PAGE_SHIFT] as Page
+  }
+
+  private keyLengthAt (slot: number): number {
+    return this.page(slot).u8[(slot & (PAGE_SLOTS - 1)) * RECORD_BYTES + AT_KEY_LENGTH] as number
+  }
+
+  private hashAt (slot: number): number {
+    return this.page(slot).u32[(slot & (PAGE_SLOTS - 1)) * 16 + U32_HASH] as number
+  }
+
   private keyAt (slot: number, n: number): string {
-    const at = slot * KEY_BYTES
-    return String.fromCharCode.apply(null, this.keys8.subarray(at, at + n) as unknown as number[])
+    const at = (slot & (PAGE_SLOTS - 1)) * RECORD_BYTES
+    return String.fromCharCode.apply(null, this.page(slot).u8.subarray(at, at + n) as unknown as number[])
   }
 
   private hash (key: string): number {
@@ -167,24 +197,26 @@ export class PackIndex {
       const at = this.table[i] as number
       if (at === EMPTY) return -1
       const slot = at - 1
-      if (this.hashes[slot] === h && this.keyLength[slot] === key.length + 1 && this.sameKey(slot, key)) return i
+      if (this.hashAt(slot) === h && this.keyLengthAt(slot) === key.length + 1 && this.sameKey(slot, key)) return i
     }
   }
 
   private sameKey (slot: number, key: string): boolean {
-    const at = slot * KEY_BYTES
+    const { u8 } = this.page(slot)
+    const at = (slot & (PAGE_SLOTS - 1)) * RECORD_BYTES
     for (let i = 0; i < key.length; i++) {
-      if (this.keys8[at + i] !== key.charCodeAt(i)) return false
+      if (u8[at + i] !== key.charCodeAt(i)) return false
     }
     return true
   }
 
   private insert (key: string, slot: number): void {
-    const at = slot * KEY_BYTES
-    for (let i = 0; i < key.length; i++) this.keys8[at + i] = key.charCodeAt(i)
-    this.keyLength[slot] = key.length + 1
+    const { u8, u32 } = this.page(slot)
+    const at = (slot & (PAGE_SLOTS - 1)) * RECORD_BYTES
+    for (let i = 0; i < key.length; i++) u8[at + i] = key.charCodeAt(i)
+    u8[at + AT_KEY_LENGTH] = key.length + 1
     const h = this.hash(key)
-    this.hashes[slot] = h
+    u32[(at >> 2) + U32_HASH] = h
     if ((this.inTable + 1) * 2 > this.table.length) this.growTable()
     this.place(slot, h)
     this.inTable++
@@ -201,34 +233,25 @@ export class PackIndex {
     const old = this.table
     this.table = new Uint32Array(old.length * 2)
     for (const at of old) {
-      if (at !== EMPTY) this.place(at - 1, this.hashes[at - 1] as number)
+      if (at !== EMPTY) this.place(at - 1, this.hashAt(at - 1))
     }
   }
 
   private release (slot: number): void {
-    this.keyLength[slot] = 0
+    this.page(slot).u8[(slot & (PAGE_SLOTS - 1)) * RECORD_BYTES + AT_KEY_LENGTH] = 0
     this.free.push(slot)
   }
 
   private entryAt (slot: number): PackEntry {
-    return { pack: this.pack[slot] as number, offset: this.offset[slot] as number, length: this.length[slot] as number, codec: this.codec[slot] as number }
+    const { u8, u32, f64 } = this.page(slot)
+    const r = slot & (PAGE_SLOTS - 1)
+    return { pack: u32[r * 16 + U32_PACK] as number, offset: f64[r * 8 + F64_OFFSET] as number, length: u32[r * 16 + U32_LENGTH] as number, codec: u8[r * RECORD_BYTES + AT_CODEC] as number }
   }
 
   private newSlot (): number {
-    if (this.used === this.pack.length) {
-      const grow = <T extends Uint32Array | Float64Array | Uint8Array>(old: T, make: () => T): T => {
-        const next = make()
-        next.set(old)
-        return next
-      }
-      const n = this.pack.length * 2
-      this.keys8 = grow(this.keys8, () => new Uint8Array(n * KEY_BYTES))
-      this.keyLength = grow(this.keyLength, () => new Uint8Array(n))
-      this.hashes = grow(this.hashes, () => new Uint32Array(n))
-      this.pack = grow(this.pack, () => new Uint32Array(n))
-      this.offset = grow(this.offset, () => new Float64Array(n))
-      this.length = grow(this.length, () => new Uint32Array(n))
-      this.codec = grow(this.codec, () => new Uint8Array(n))
+    if (this.used === this.pages.length * PAGE_SLOTS) {
+      const buffer = new ArrayBuffer(PAGE_SLOTS * RECORD_BYTES)
+      this.pages.push({ u8: new Uint8Array(buffer), u32: new Uint32Array(buffer), f64: new Float64Array(buffer) })
     }
     return this.used++
   }

@@ -35,6 +35,8 @@ const U32_HASH = 11
 const U32_PACK = 12
 const U32_LENGTH = 13
 const F64_OFFSET = 7
+const U32_PER_RECORD = RECORD_BYTES / 4
+const F64_PER_RECORD = RECORD_BYTES / 8
 const INITIAL_TABLE = 2048
 /** Table entry meaning "empty"; others are slot + 1. */
 const EMPTY = 0
@@ -84,16 +86,16 @@ export class PackIndex {
       slot = this.free.pop() ?? this.newSlot()
       if (key.length > KEY_BYTES) {
         this.long.set(key, slot)
-        this.page(slot).u8[(slot & (PAGE_SLOTS - 1)) * RECORD_BYTES + AT_KEY_LENGTH] = LONG
+        this.setKeyLength(slot, LONG)
       } else {
         this.insert(key, slot)
       }
     }
     const { u8, u32, f64 } = this.page(slot)
     const r = slot & (PAGE_SLOTS - 1)
-    u32[r * 16 + U32_PACK] = entry.pack
-    f64[r * 8 + F64_OFFSET] = entry.offset
-    u32[r * 16 + U32_LENGTH] = entry.length
+    u32[r * U32_PER_RECORD + U32_PACK] = entry.pack
+    f64[r * F64_PER_RECORD + F64_OFFSET] = entry.offset
+    u32[r * U32_PER_RECORD + U32_LENGTH] = entry.length
     u8[r * RECORD_BYTES + AT_CODEC] = entry.codec
     return this
   }
@@ -165,8 +167,12 @@ export class PackIndex {
     return this.page(slot).u8[(slot & (PAGE_SLOTS - 1)) * RECORD_BYTES + AT_KEY_LENGTH] as number
   }
 
+  private setKeyLength (slot: number, value: number): void {
+    this.page(slot).u8[(slot & (PAGE_SLOTS - 1)) * RECORD_BYTES + AT_KEY_LENGTH] = value
+  }
+
   private hashAt (slot: number): number {
-    return this.page(slot).u32[(slot & (PAGE_SLOTS - 1)) * 16 + U32_HASH] as number
+    return this.page(slot).u32[(slot & (PAGE_SLOTS - 1)) * U32_PER_RECORD + U32_HASH] as number
   }
 
   private keyAt (slot: number, n: number): string {
@@ -212,11 +218,12 @@ export class PackIndex {
 
   private insert (key: string, slot: number): void {
     const { u8, u32 } = this.page(slot)
-    const at = (slot & (PAGE_SLOTS - 1)) * RECORD_BYTES
+    const r = slot & (PAGE_SLOTS - 1)
+    const at = r * RECORD_BYTES
     for (let i = 0; i < key.length; i++) u8[at + i] = key.charCodeAt(i)
     u8[at + AT_KEY_LENGTH] = key.length + 1
     const h = this.hash(key)
-    u32[(at >> 2) + U32_HASH] = h
+    u32[r * U32_PER_RECORD + U32_HASH] = h
     if ((this.inTable + 1) * 2 > this.table.length) this.growTable()
     this.place(slot, h)
     this.inTable++
@@ -238,14 +245,14 @@ export class PackIndex {
   }
 
   private release (slot: number): void {
-    this.page(slot).u8[(slot & (PAGE_SLOTS - 1)) * RECORD_BYTES + AT_KEY_LENGTH] = 0
+    this.setKeyLength(slot, 0)
     this.free.push(slot)
   }
 
   private entryAt (slot: number): PackEntry {
     const { u8, u32, f64 } = this.page(slot)
     const r = slot & (PAGE_SLOTS - 1)
-    return { pack: u32[r * 16 + U32_PACK] as number, offset: f64[r * 8 + F64_OFFSET] as number, length: u32[r * 16 + U32_LENGTH] as number, codec: u8[r * RECORD_BYTES + AT_CODEC] as number }
+    return { pack: u32[r * U32_PER_RECORD + U32_PACK] as number, offset: f64[r * F64_PER_RECORD + F64_OFFSET] as number, length: u32[r * U32_PER_RECORD + U32_LENGTH] as number, codec: u8[r * RECORD_BYTES + AT_CODEC] as number }
   }
 
   private newSlot (): number {

@@ -32,7 +32,7 @@ import type { PeerId, Stream } from '@libp2p/interface'
 const FINISHED_RUNS_KEPT = 16
 /** Summaries of finished jobs kept for `lepton jobs` beyond those (newest); every job stays reachable by id from its journal. */
 const SUMMARIES_KEPT = 10_000
-/** Lineage entries kept for later jobs (~300 bytes each: the outputs are in the blockstore). */
+/** Lineage entries kept for later jobs (~210 bytes each: the outputs are in the blockstore). */
 const LINEAGE_ENTRIES = 4096
 /** Outputs the lineage may hold in memory: none, they are in the blockstore. */
 const LINEAGE_BYTES = 0

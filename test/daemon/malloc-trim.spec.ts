@@ -70,3 +70,54 @@ describe('malloc_trim helper (native/malloc-trim, built by npm ci)', () => {
     expect(half.free - live.free).toBeGreaterThan(6 * MiB)
   })
 })
+
+describe('trim after a full collection', () => {
+  it('trims once, the delay after a full collection, however many came within it, and not after stop', async () => {
+    const { trimAfterMajorGc } = await import('../../src/malloc-trim.ts')
+    let fire: () => void = () => {}
+    let observing = false
+    const onMajorGc = (callback: () => void): () => void => {
+      fire = callback
+      observing = true
+      return () => { observing = false }
+    }
+    let trims = 0
+    const stop = trimAfterMajorGc(() => { trims++ }, 30, onMajorGc)
+    fire(); fire(); fire()
+    await new Promise(resolve => setTimeout(resolve, 80))
+    expect(trims).toBe(1)
+    fire()
+    await new Promise(resolve => setTimeout(resolve, 80))
+    expect(trims).toBe(2)
+    fire()
+    stop()
+    await new Promise(resolve => setTimeout(resolve, 80))
+    expect(trims).toBe(2)
+    expect(observing).toBe(false)
+  })
+
+  it('sees a real full collection and no young one (a child process with --expose-gc)', async () => {
+    // the loop is kept turning (a 10 ms interval), as a busy daemon's is: Node hands gc entries over on its next turn
+    const script = `
+      import { trimAfterMajorGc } from ${JSON.stringify(resolve(import.meta.dirname, '../../src/malloc-trim.ts'))}
+      const busy = setInterval(() => {}, 10)
+      const wait = ms => new Promise(r => setTimeout(r, ms))
+      let trims = 0
+      const stop = trimAfterMajorGc(() => { trims++ }, 20)
+      await wait(100)
+      const atStart = trims
+      globalThis.gc({ type: 'minor' })
+      await wait(300)
+      const afterMinor = trims
+      globalThis.gc()
+      await wait(300)
+      stop()
+      clearInterval(busy)
+      console.log(JSON.stringify({ atStart, afterMinor, afterMajor: trims }))
+    `
+    const out = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], { timeout: 30_000 }, (err, stdout) => { if (err != null) reject(err); else resolve(stdout) })
+    })
+    expect(JSON.parse(out)).toEqual({ atStart: 0, afterMinor: 0, afterMajor: 1 })
+  })
+})

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises'
 import { getHeapSpaceStatistics } from 'node:v8'
 import { apiRoutes, checkApiBind, startApiServer, AddressInUseError } from './api/index.ts'
 import { LeptonError } from './errors.ts'
-import { loadMallocInfo, loadMallocTrim, trimAfterMajorGc } from './malloc-trim.ts'
+import { loadMallocInfo, loadMallocTrim } from './malloc-trim.ts'
 import { silentLogger } from './log.ts'
 import { createNode } from './node/index.ts'
 import { checkMultiaddr, initRepo, openRepo, parseHostPort, repoExists } from './repo/index.ts'
@@ -54,8 +54,6 @@ export interface DaemonInit {
  * back 2-14 MiB per daemon (median 8), of ~25 MiB malloc heaps.
  */
 const MALLOC_TRIM_INTERVAL_MS = 30_000
-/** And this long after each full V8 collection (the scratch memory it malloc'd is freed by then). */
-const MALLOC_TRIM_AFTER_GC_MS = 2000
 
 export class Daemon implements ApiBackend {
   readonly node: LeptonNode
@@ -68,7 +66,6 @@ export class Daemon implements ApiBackend {
   /** The repo has a swarm key: only peers holding it can connect. */
   private privateMesh = false
   private trimTimer?: NodeJS.Timeout
-  private stopTrimAfterGc?: () => void
   private readonly lock: RepoLock
   private readonly closeDatastore: () => Promise<void>
   private readonly startedAt = Date.now()
@@ -218,10 +215,9 @@ export class Daemon implements ApiBackend {
   }
 
   /**
-   * Every MALLOC_TRIM_INTERVAL_MS, and MALLOC_TRIM_AFTER_GC_MS after each full
-   * V8 collection, hands the free pages inside glibc's malloc heap back to the
-   * system (src/malloc-trim.ts). Skipped, and said so, where the helper is not
-   * built.
+   * Every MALLOC_TRIM_INTERVAL_MS, hands the free pages inside glibc's malloc
+   * heap back to the system (src/malloc-trim.ts). Skipped, and said so, where
+   * the helper is not built.
    */
   private startMallocTrim (): void {
     const trim = loadMallocTrim()
@@ -231,7 +227,6 @@ export class Daemon implements ApiBackend {
     }
     this.trimTimer = setInterval(() => { trim() }, MALLOC_TRIM_INTERVAL_MS)
     this.trimTimer.unref()
-    this.stopTrimAfterGc = trimAfterMajorGc(trim, MALLOC_TRIM_AFTER_GC_MS)
   }
 
   get apiAddress (): string {
@@ -316,7 +311,6 @@ export class Daemon implements ApiBackend {
     this.stopping ??= (async () => {
       this.log.info('stopping')
       clearInterval(this.trimTimer)
-      this.stopTrimAfterGc?.()
       await this.api?.close().catch(() => {})
       await this.jobs.stop().catch((err: Error) => { this.log.warn('jobs stop failed', { err }) })
       await this.sandbox.close().catch(() => {})

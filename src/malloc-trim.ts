@@ -5,7 +5,6 @@
  * back; its memory log reports malloc's own accounting.
  */
 import { createRequire } from 'node:module'
-import { PerformanceObserver, constants } from 'node:perf_hooks'
 
 const HELPER = '../native/malloc-trim/build/Release/malloc_trim.node'
 
@@ -43,45 +42,4 @@ export function loadMallocTrim (): (() => boolean) | undefined {
 export function loadMallocInfo (): (() => MallocInfo) | undefined {
   const { mallocInfo } = loadHelper()
   return typeof mallocInfo === 'function' ? mallocInfo : undefined
-}
-
-/**
- * Calls `trim` once, `delayMs` after a full V8 collection (several within the
- * delay: once). Returns a function that stops it.
- *
- * Why: V8's mark-compact mallocs scratch memory of its own (marking worklists,
- * slot sets of the pages it evacuates) and frees it when done: in a soak
- * submitter's 2 s memory log, glibc's arena rose ~6 MiB in the sample where
- * V8's heap total fell after a full collection, then fell back only partly.
- * Left to the periodic trim, the freed scratch sits in the heap while other
- * allocations settle around it.
- */
-export function trimAfterMajorGc (trim: () => unknown, delayMs: number, onMajorGc: (callback: () => void) => () => void = observeMajorGc): () => void {
-  let timer: NodeJS.Timeout | undefined
-  const stopObserving = onMajorGc(() => {
-    if (timer != null) return
-    timer = setTimeout(() => {
-      timer = undefined
-      trim()
-    }, delayMs)
-    timer.unref()
-  })
-  return () => {
-    stopObserving()
-    clearTimeout(timer)
-    timer = undefined
-  }
-}
-
-/**
- * Full (mark-compact) collections of this isolate, through perf_hooks' gc
- * entries. Node hands them over on the event loop's next turn: a busy daemon
- * sees them at once, an idle one when it next wakes.
- */
-function observeMajorGc (callback: () => void): () => void {
-  const observer = new PerformanceObserver(list => {
-    if (list.getEntries().some(e => (e as unknown as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR)) callback()
-  })
-  observer.observe({ entryTypes: ['gc'] })
-  return () => { observer.disconnect() }
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { mulberry32 } from '../../src/random.ts'
 import { PackIndex } from '../../src/store/pack-index.ts'
 
 describe('PackIndex', () => {
@@ -34,20 +35,8 @@ describe('PackIndex', () => {
 })
 
 describe('PackIndex against a Map', () => {
-  /** mulberry32: a seeded sequence, the same every run. */
-  function rng (seed: number): () => number {
-    let a = seed >>> 0
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0
-      let t = a
-      t = Math.imul(t ^ (t >>> 15), t | 1)
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-      return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
-    }
-  }
-
   it('agrees with a Map over 200,000 random sets and deletes of CID-like, short and long keys', () => {
-    const random = rng(7)
+    const random = mulberry32(7)
     // a CIDv1 (raw, sha2-256) as latin1, a few shorter and longer keys; 3000 keys so sets hit existing ones
     const keys = Array.from({ length: 3000 }, (_, i) => {
       const len = i % 50 === 0 ? 45 + (i % 7) : i % 31 === 0 ? 1 + (i % 9) : 36

@@ -4,6 +4,8 @@
  * (as word frequencies in real text fall off), with punctuation, capitals and
  * a few accented words. The same seed and size always give the same bytes.
  */
+import { mulberry32 } from '../src/random.ts'
+
 const VOCABULARY = (
   'the of and to a in is it you that he was for on are with as his they be at one have this from or had by hot word but what some we can out ' +
   'other were all there when up use your how said an each she which do their time if will way about many then them write would like so these her ' +
@@ -22,21 +24,9 @@ const VOCABULARY = (
   'café naïve façade über déjà résumé jalapeño mesh peer lepton gossip block route worker lease'
 ).split(' ')
 
-/** Seeded 32-bit PRNG (mulberry32). */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 /** About `bytes` bytes of text (UTF-8), lines of one to three sentences. */
 export function generateCorpus (bytes: number, seed = 42): string {
-  const random = prng(seed)
+  const random = mulberry32(seed)
   // Zipf (s = 1): P(rank k) proportional to 1/k
   const cumulative: number[] = []
   let sum = 0

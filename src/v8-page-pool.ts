@@ -35,8 +35,6 @@ export interface PagePoolRelease {
   readonly armed: boolean
   /** Times the mode went off again after its collections. */
   readonly releases: number
-  /** Turns the mode off (if on) and stops watching collections. */
-  stop(): void
 }
 
 /**
@@ -53,7 +51,6 @@ export function pagePoolRelease (execArgv: readonly string[] = process.execArgv,
   const disarm = (): void => {
     observer?.disconnect()
     observer = undefined
-    if (!armed) return
     setFlagsFromString('--no-memory-saver-mode')
     armed = false
   }
@@ -76,7 +73,6 @@ export function pagePoolRelease (execArgv: readonly string[] = process.execArgv,
       armed = true
     },
     get armed () { return armed },
-    get releases () { return releases },
-    stop () { disarm() }
+    get releases () { return releases }
   }
 }

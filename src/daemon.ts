@@ -59,9 +59,10 @@ export interface DaemonInit {
 
 /**
  * How often the daemon returns glibc's free heap pages, and with the memory
- * saver V8's pooled ones at its next full collections (src/v8-page-pool.ts). One malloc_trim takes
- * well under a millisecond. After 4 minutes of jobs on 12 daemons one call
- * gave back 2-14 MiB per daemon (median 8), of ~25 MiB malloc heaps.
+ * saver V8's pooled ones at its next full collections (src/v8-page-pool.ts).
+ * One malloc_trim takes well under a millisecond. After 4 minutes of jobs on
+ * 12 daemons one call gave back 2-14 MiB per daemon (median 8), of ~25 MiB
+ * malloc heaps.
  */
 const MALLOC_TRIM_INTERVAL_MS = 30_000
 

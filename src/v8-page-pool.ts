@@ -13,8 +13,9 @@
  * V8's memory saver mode makes every full collection reduce memory (and
  * empty the pool), but kept on for good it cost the soak 17% more CPU a job.
  * So `lepton daemon --memory-saver` turns it on now and then (every 30 s),
- * and off again after the next two full collections (the first may have started marking before the mode
- * was on, and a collection's kind is fixed when its marking starts). V8
+ * and off again after the next two full collections (the first may have
+ * started marking before the mode was on, and a collection's kind is fixed
+ * when its marking starts). V8
  * reads the flag when a collection starts, so `v8.setFlagsFromString` at run
  * time works for it (checked on Node 24: the pool of the example above was
  * released at the next full collection after the flag was set). In three
@@ -24,6 +25,7 @@
 import { PerformanceObserver, constants } from 'node:perf_hooks'
 import type { PerformanceEntry } from 'node:perf_hooks'
 import { setFlagsFromString } from 'node:v8'
+import { givenFlagNames } from './cli/node-flags.ts'
 
 /** Full collections to wait for once armed: the first may have begun before. */
 const COLLECTIONS = 2
@@ -42,8 +44,7 @@ export interface PagePoolRelease {
  * on or off themselves (command line or NODE_OPTIONS): then it is theirs.
  */
 export function pagePoolRelease (execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): PagePoolRelease | undefined {
-  const given = [...execArgv, ...nodeOptions.split(/\s+/)]
-  if (given.some(f => /^--(no-)?memory[-_]saver[-_]mode(=|$)/.test(f))) return undefined
+  if (givenFlagNames(execArgv, nodeOptions).includes('--memory-saver-mode')) return undefined
   let armed = false
   let releases = 0
   let seen = 0

@@ -53,10 +53,15 @@ export function daemonFlags (argv: readonly string[]): string[] {
 export function daemonExecArgs (execPath: string, execArgv: readonly string[], argv: readonly string[], nodeOptions = ''): string[] | null {
   const [, script, command] = argv
   if (script == null || command !== 'daemon') return null
-  const given = [...execArgv, ...nodeOptions.split(/\s+/)].map(flagName)
+  const given = givenFlagNames(execArgv, nodeOptions)
   const missing = daemonFlags(argv.slice(3)).filter(f => !given.includes(flagName(f)))
   if (missing.length === 0) return null
   return [execPath, ...execArgv, ...missing, script, ...argv.slice(2)]
+}
+
+/** The names of the Node/V8 flags this process was given, on its command line or in NODE_OPTIONS, as flagName spells them. */
+export function givenFlagNames (execArgv: readonly string[], nodeOptions = ''): string[] {
+  return [...execArgv, ...nodeOptions.split(/\s+/)].map(flagName)
 }
 
 /** `--max-semi-space-size=16` -> `--max-semi-space-size` (V8 also accepts underscores); a user's `--no-foo` counts as a value of `--foo`. */

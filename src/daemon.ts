@@ -218,6 +218,7 @@ export class Daemon implements ApiBackend {
               ...jobs.memory(),
               datastoreKeys: datastore.size,
               providerRecords: datastore.countPrefix('/dht/provider/'),
+              providersDropped: datastore.providerRecordsDropped,
               ...connectionCounts(node.getConnections()),
               cpuMs,
               events

@@ -16,3 +16,15 @@ export const FILES = {
 
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/4680']
 export const DEFAULT_API = '127.0.0.1:4681'
+
+/**
+ * Bounds on the DHT provider records the datastore holds for other peers.
+ * kad-dht stores any peer's ADD_PROVIDER for itself, for as many CIDs as it
+ * sends (48 h each), and the datastore keeps every record in memory (~250
+ * bytes with its bookkeeping) and on disk (a file each): unbounded, one peer
+ * could fill both. Over a bound the oldest record of the peer holding the
+ * most goes (a busy honest provider keeps its newest records findable); the
+ * daemon's own records are never dropped. A soak submitter announces ~1 CID a
+ * job: 900 records after 10 minutes at 90 jobs a minute.
+ */
+export const PROVIDER_RECORD_LIMITS = { perPeer: 20_000, total: 50_000 } as const

@@ -18,6 +18,17 @@ import { Key } from 'interface-datastore'
 import { NotFoundError } from '@libp2p/interface'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Datastore, Pair, Query, KeyQuery } from 'interface-datastore'
+import { PROVIDER_RECORD_LIMITS } from './constants.ts'
+
+/** Where kad-dht keeps provider records: `/dht/provider/<multihash base32>/<provider peer id>`. */
+const PROVIDER_PREFIX = '/dht/provider/'
+
+export interface CachedDatastoreOptions {
+  /** Provider records of other peers held at most, per provider and in all (PROVIDER_RECORD_LIMITS). */
+  providerLimits?: { perPeer: number, total: number }
+  /** This node's peer id: its own provider records are never dropped nor counted. */
+  self?: string
+}
 
 export interface BackingDatastore extends Datastore {
   open?(): Promise<void>
@@ -41,10 +52,19 @@ export class CachedDatastore extends BaseDatastore {
    */
   private readonly sorted: string[] = []
   private readonly backing: BackingDatastore
+  private readonly providerLimits: { perPeer: number, total: number }
+  private readonly self: string | undefined
+  /** Other peers' provider record keys by provider, oldest first (a rewrite makes a record the newest). */
+  private readonly providersByPeer = new Map<string, Set<string>>()
+  private otherProviderRecords = 0
+  /** Provider records dropped to stay within providerLimits. */
+  providerRecordsDropped = 0
 
-  constructor (backing: BackingDatastore) {
+  constructor (backing: BackingDatastore, options: CachedDatastoreOptions = {}) {
     super()
     this.backing = backing
+    this.providerLimits = options.providerLimits ?? PROVIDER_RECORD_LIMITS
+    this.self = options.self
   }
 
   /** Keys held. */
@@ -58,19 +78,83 @@ export class CachedDatastore extends BaseDatastore {
     return lowerBound(this.sorted, prefix + '\uffff') - lowerBound(this.sorted, prefix)
   }
 
-  /** Opens the backing store and loads every key from it. */
+  /** Opens the backing store and loads every key from it (provider records over the limits are dropped). */
   async open (): Promise<void> {
     await this.backing.open?.()
     for await (const { key, value } of this.backing.query({})) {
-      this.set(key.toString(), value)
+      const k = key.toString()
+      this.set(k, value)
+      this.countProvider(k)
     }
+    await this.enforceProviderLimits()
+  }
+
+  /** Provider records held for other peers (the daemon's own not counted). */
+  get otherProviders (): number {
+    return this.otherProviderRecords
+  }
+
+  /**
+   * Counts `k` if it is another peer's provider record (moving it to the
+   * newest place if held already); true when it was counted.
+   */
+  private countProvider (k: string): boolean {
+    if (!k.startsWith(PROVIDER_PREFIX)) return false
+    const peer = providerOf(k)
+    if (peer === this.self) return false
+    let keys = this.providersByPeer.get(peer)
+    if (keys == null) this.providersByPeer.set(peer, keys = new Set())
+    if (keys.delete(k)) this.otherProviderRecords--
+    keys.add(k)
+    this.otherProviderRecords++
+    return true
+  }
+
+  /**
+   * Drops the oldest records of `peer` (of every provider without one) while
+   * it holds more than perPeer, then those of the largest holder while all
+   * hold more than total.
+   */
+  private async enforceProviderLimits (peer?: string, options?: AbortOptions): Promise<void> {
+    const check = peer == null ? [...this.providersByPeer.values()] : [this.providersByPeer.get(peer)]
+    for (const keys of check) {
+      while (keys != null && keys.size > this.providerLimits.perPeer) await this.dropOldest(keys, options)
+    }
+    while (this.otherProviderRecords > this.providerLimits.total) {
+      let largest: Set<string> | undefined
+      for (const keys of this.providersByPeer.values()) if (largest == null || keys.size > largest.size) largest = keys
+      if (largest == null) break
+      await this.dropOldest(largest, options)
+    }
+  }
+
+  private async dropOldest (keys: Set<string>, options?: AbortOptions): Promise<void> {
+    const oldest = keys.values().next().value
+    if (oldest == null) return
+    this.forget(oldest)
+    this.providerRecordsDropped++
+    await this.backing.delete(new Key(oldest), options)
+  }
+
+  /** Drops `k` from memory and from the provider counts. */
+  private forget (k: string): void {
+    if (!this.data.delete(k)) return
+    this.sorted.splice(lowerBound(this.sorted, k), 1)
+    if (!k.startsWith(PROVIDER_PREFIX)) return
+    const peer = providerOf(k)
+    const keys = this.providersByPeer.get(peer)
+    if (keys?.delete(k) !== true) return
+    this.otherProviderRecords--
+    if (keys.size === 0) this.providersByPeer.delete(peer)
   }
 
   override async put (key: Key, val: Uint8Array, options?: AbortOptions): Promise<Key> {
     // a copy (the caller may reuse its bytes); the latin1 string is one too
     const copy = val.slice()
     await this.backing.put(key, copy, options)
-    this.set(key.toString(), copy)
+    const k = key.toString()
+    this.set(k, copy)
+    if (this.countProvider(k)) await this.enforceProviderLimits(providerOf(k), options)
     return key
   }
 
@@ -88,8 +172,7 @@ export class CachedDatastore extends BaseDatastore {
 
   override async delete (key: Key, options?: AbortOptions): Promise<void> {
     await this.backing.delete(key, options)
-    const k = key.toString()
-    if (this.data.delete(k)) this.sorted.splice(lowerBound(this.sorted, k), 1)
+    this.forget(key.toString())
   }
 
   override * _all (q: Query, options?: AbortOptions): Generator<Pair> {
@@ -135,6 +218,11 @@ function bytesOf (value: string): Uint8Array {
   const bytes = Buffer.allocUnsafeSlow(value.length)
   bytes.write(value, 'latin1')
   return bytes
+}
+
+/** The provider's peer id, the last part of a provider record's key. */
+function providerOf (k: string): string {
+  return k.slice(k.lastIndexOf('/') + 1)
 }
 
 /** The first index in sorted `keys` whose key is >= `k`. */

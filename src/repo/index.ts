@@ -16,6 +16,7 @@ import { chmod, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promis
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { FsDatastore } from 'datastore-fs'
 import { defaultConfig, parseConfig } from './config.ts'
 import { CachedDatastore } from './datastore.ts'
@@ -48,7 +49,7 @@ export interface Repo {
    */
   readonly swarmKey?: string
   /** Opens the datastore (reads from memory, writes through to disk; see datastore.ts); the caller closes it. */
-  openDatastore(): Promise<Datastore & { close(): Promise<void>, readonly size: number, countPrefix(prefix: string): number }>
+  openDatastore(): Promise<Datastore & { close(): Promise<void>, readonly size: number, countPrefix(prefix: string): number, readonly providerRecordsDropped: number }>
   /** Takes the daemon lock (RepoLockedError if a live daemon holds it). */
   lock(): Promise<RepoLock>
 }
@@ -147,7 +148,7 @@ export async function openRepo (path: string): Promise<Repo> {
     apiToken,
     ...(swarmKey != null ? { swarmKey } : {}),
     async openDatastore () {
-      const ds = new CachedDatastore(new FsDatastore(join(path, FILES.datastore)))
+      const ds = new CachedDatastore(new FsDatastore(join(path, FILES.datastore)), { self: peerIdFromPrivateKey(privateKey).toString() })
       await ds.open()
       return ds
     },

@@ -125,6 +125,71 @@ describe('CachedDatastore', () => {
   })
 })
 
+describe('CachedDatastore provider record limits', () => {
+  const provider = (cid: string, peer: string): Key => new Key(`/dht/provider/${cid}/${peer}`)
+  const held = async (ds: CachedDatastore, backing: CountingStore, peer: string): Promise<string[]> => {
+    const inMemory: string[] = []
+    for await (const { key } of ds.query({ prefix: '/dht/provider/' })) if (key.toString().endsWith(`/${peer}`)) inMemory.push(key.toString())
+    // what memory holds is what the disk holds
+    expect([...backing.data.keys()].filter(k => k.startsWith('/dht/provider/') && k.endsWith(`/${peer}`)).sort()).toEqual(inMemory)
+    return inMemory.map(k => k.split('/')[3] as string)
+  }
+
+  it('keeps at most perPeer records of one provider, dropping its oldest from memory and disk', async () => {
+    const backing = new CountingStore()
+    const ds = new CachedDatastore(backing, { providerLimits: { perPeer: 3, total: 100 }, self: 'me' })
+    await ds.open()
+    await ds.put(provider('b1', 'pB'), bytes('t'))
+    // a peer announcing one CID after another: only its newest 3 stay
+    for (const c of ['a1', 'a2', 'a3', 'a4', 'a5']) await ds.put(provider(c, 'pA'), bytes('t'))
+    expect(await held(ds, backing, 'pA')).toEqual(['a3', 'a4', 'a5'])
+    expect(await held(ds, backing, 'pB')).toEqual(['b1'])
+    expect(ds.providerRecordsDropped).toBe(2)
+    // announcing a held CID again makes it the newest
+    await ds.put(provider('a3', 'pA'), bytes('t2'))
+    await ds.put(provider('a6', 'pA'), bytes('t'))
+    expect(await held(ds, backing, 'pA')).toEqual(['a3', 'a5', 'a6'])
+    expect(ds.otherProviders).toBe(4)
+    // other keys are never touched
+    await ds.put(new Key('/peers/pA'), bytes('addrs'))
+    expect(await ds.has(new Key('/peers/pA'))).toBe(true)
+    await ds.close()
+  })
+
+  it('over the total the largest holder loses its oldest; the daemon\'s own records are neither dropped nor counted', async () => {
+    const backing = new CountingStore()
+    const ds = new CachedDatastore(backing, { providerLimits: { perPeer: 10, total: 5 }, self: 'me' })
+    await ds.open()
+    for (const c of ['a1', 'a2', 'a3', 'a4']) await ds.put(provider(c, 'pA'), bytes('t'))
+    for (const c of ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7']) await ds.put(provider(c, 'me'), bytes('t'))
+    await ds.put(provider('b1', 'pB'), bytes('t'))
+    expect(ds.otherProviders).toBe(5)
+    await ds.put(provider('b2', 'pB'), bytes('t'))
+    expect(await held(ds, backing, 'pA')).toEqual(['a2', 'a3', 'a4'])
+    expect(await held(ds, backing, 'pB')).toEqual(['b1', 'b2'])
+    expect(await held(ds, backing, 'me')).toEqual(['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7'])
+    expect(ds.otherProviders).toBe(5)
+    // a deleted record (kad-dht expiring it) frees its place
+    await ds.delete(provider('b1', 'pB'))
+    await ds.put(provider('c1', 'pC'), bytes('t'))
+    expect(await held(ds, backing, 'pA')).toEqual(['a2', 'a3', 'a4'])
+    expect(ds.otherProviders).toBe(5)
+    await ds.close()
+  })
+
+  it('drops what is over the limits when it opens a datastore written with larger ones', async () => {
+    const backing = new CountingStore()
+    for (const c of ['a1', 'a2', 'a3', 'a4']) backing.put(provider(c, 'pA'), bytes('t'))
+    backing.put(provider('b1', 'pB'), bytes('t'))
+    const ds = new CachedDatastore(backing, { providerLimits: { perPeer: 2, total: 100 } })
+    await ds.open()
+    expect((await held(ds, backing, 'pA')).length).toBe(2)
+    expect(await held(ds, backing, 'pB')).toEqual(['b1'])
+    expect(ds.otherProviders).toBe(3)
+    await ds.close()
+  })
+})
+
 describe('the repo datastore', () => {
   let base: string
   beforeEach(async () => { base = await mkdtemp(join(tmpdir(), 'lepton-ds-')) })

@@ -40,8 +40,8 @@ export class CachedDatastore extends BaseDatastore {
    * Values as latin1 strings of their bytes: a string costs its length and 16
    * bytes of heap, a Uint8Array ~200 more (its object, an ArrayBuffer, the
    * backing store malloc'd outside the heap). Every peer holds a DHT provider
-   * record for what the mesh provides (~1.3 a job on a soak, for 48 h). A read
-   * gets a copy of its own.
+   * record for what the mesh provides (~1.3 a job on a soak, for 48 h, up
+   * to PROVIDER_RECORD_LIMITS). A read gets a copy of its own.
    */
   private readonly data = new Map<string, string>()
   /**
@@ -116,9 +116,10 @@ export class CachedDatastore extends BaseDatastore {
    * hold more than total.
    */
   private async enforceProviderLimits (peer?: string, options?: AbortOptions): Promise<void> {
-    const check = peer == null ? [...this.providersByPeer.values()] : [this.providersByPeer.get(peer)]
+    const check = peer == null ? [...this.providersByPeer.values()] : [this.providersByPeer.get(peer) ?? new Set<string>()]
     for (const keys of check) {
-      while (keys != null && keys.size > this.providerLimits.perPeer) await this.dropOldest(keys, options)
+      // dropOldest shrinks `keys`
+      while (keys.size > this.providerLimits.perPeer) await this.dropOldest(keys, options)
     }
     while (this.otherProviderRecords > this.providerLimits.total) {
       let largest: Set<string> | undefined
@@ -133,7 +134,10 @@ export class CachedDatastore extends BaseDatastore {
     if (oldest == null) return
     this.forget(oldest)
     this.providerRecordsDropped++
-    await this.backing.delete(new Key(oldest), options)
+    // a record the disk failed to delete is loaded again at the next open, and dropped again there
+    try {
+      await this.backing.delete(new Key(oldest), options)
+    } catch {}
   }
 
   /** Drops `k` from memory and from the provider counts. */

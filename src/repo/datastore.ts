@@ -142,8 +142,7 @@ export class CachedDatastore extends BaseDatastore {
 
   /** Drops `k` from memory and from the provider counts. */
   private forget (k: string): void {
-    if (!this.data.delete(k)) return
-    this.sorted.splice(lowerBound(this.sorted, k), 1)
+    if (this.data.delete(k)) this.sorted.splice(lowerBound(this.sorted, k), 1)
     if (!k.startsWith(PROVIDER_PREFIX)) return
     const peer = providerOf(k)
     const keys = this.providersByPeer.get(peer)

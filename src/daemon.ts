@@ -219,6 +219,7 @@ export class Daemon implements ApiBackend {
               datastoreKeys: datastore.size,
               providerRecords: datastore.countPrefix('/dht/provider/'),
               providersDropped: datastore.providerRecordsDropped,
+              peerWritesSkipped: datastore.peerRecordWritesSkipped,
               ...connectionCounts(node.getConnections()),
               cpuMs,
               events

@@ -28,3 +28,14 @@ export const DEFAULT_API = '127.0.0.1:4681'
  * job: 900 records after 10 minutes at 90 jobs a minute.
  */
 export const PROVIDER_RECORD_LIMITS = { perPeer: 20_000, total: 50_000 } as const
+
+/**
+ * A peer record (`/peers/<id>`) that differs from the one on disk only in its
+ * `updated` time is written to disk at most this often. libp2p's peer store
+ * writes a record on every merge, changed or not (it stamps `updated` on each),
+ * and merges come with every identify and every peer in every DHT answer: each
+ * a datastore-fs mkdir + write + rename. Reads are served from memory, so only
+ * the disk copy's `updated` lags, by at most this much (peer expiry at restart
+ * counts from it).
+ */
+export const PEER_RECORD_REFRESH_MS = 10 * 60_000

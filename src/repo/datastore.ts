@@ -18,7 +18,10 @@ import { Key } from 'interface-datastore'
 import { NotFoundError } from '@libp2p/interface'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Datastore, Pair, Query, KeyQuery } from 'interface-datastore'
-import { PROVIDER_RECORD_LIMITS } from './constants.ts'
+import { PEER_RECORD_REFRESH_MS, PROVIDER_RECORD_LIMITS } from './constants.ts'
+
+/** Where libp2p's peer store keeps a peer's record (protobuf, its `updated` time last: field 8, a varint). */
+const PEER_PREFIX = '/peers/'
 
 /** Where kad-dht keeps provider records: `/dht/provider/<multihash base32>/<provider peer id>`. */
 const PROVIDER_PREFIX = '/dht/provider/'
@@ -28,6 +31,10 @@ export interface CachedDatastoreOptions {
   providerLimits?: { perPeer: number, total: number }
   /** This node's peer id: its own provider records are never dropped nor counted. */
   self?: string
+  /** A peer record differing only in its `updated` time goes to disk at most this often (PEER_RECORD_REFRESH_MS). */
+  peerRecordRefreshMs?: number
+  /** The clock (tests). */
+  now?: () => number
 }
 
 export interface BackingDatastore extends Datastore {
@@ -59,12 +66,20 @@ export class CachedDatastore extends BaseDatastore {
   private otherProviderRecords = 0
   /** Provider records dropped to stay within providerLimits. */
   providerRecordsDropped = 0
+  private readonly peerRecordRefreshMs: number
+  private readonly now: () => number
+  /** Peer record key -> when it was last written to disk; the disk copy is the value held then. */
+  private readonly peerRecordOnDisk = new Map<string, { at: number, value: string }>()
+  /** Peer record writes that only changed `updated` and were kept in memory. */
+  peerRecordWritesSkipped = 0
 
   constructor (backing: BackingDatastore, options: CachedDatastoreOptions = {}) {
     super()
     this.backing = backing
     this.providerLimits = options.providerLimits ?? PROVIDER_RECORD_LIMITS
     this.self = options.self
+    this.peerRecordRefreshMs = options.peerRecordRefreshMs ?? PEER_RECORD_REFRESH_MS
+    this.now = options.now ?? Date.now
   }
 
   /** Keys held. */
@@ -87,6 +102,19 @@ export class CachedDatastore extends BaseDatastore {
       this.countProvider(k)
     }
     await this.enforceProviderLimits()
+  }
+
+  /**
+   * True when `k` is a peer record whose disk copy, written less than
+   * peerRecordRefreshMs ago, differs from `value` only in the trailing
+   * `updated` field.
+   */
+  private onlyUpdatedChanged (k: string, value: Uint8Array): boolean {
+    if (!k.startsWith(PEER_PREFIX)) return false
+    const disk = this.peerRecordOnDisk.get(k)
+    if (disk == null || this.now() - disk.at >= this.peerRecordRefreshMs) return false
+    const next = withoutUpdated(Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1'))
+    return next != null && next === withoutUpdated(disk.value)
   }
 
   /** Provider records held for other peers (the daemon's own not counted). */
@@ -143,6 +171,7 @@ export class CachedDatastore extends BaseDatastore {
   /** Drops `k` from memory and from the provider counts. */
   private forget (k: string): void {
     if (this.data.delete(k)) this.sorted.splice(lowerBound(this.sorted, k), 1)
+    this.peerRecordOnDisk.delete(k)
     if (!k.startsWith(PROVIDER_PREFIX)) return
     const peer = providerOf(k)
     const keys = this.providersByPeer.get(peer)
@@ -154,9 +183,15 @@ export class CachedDatastore extends BaseDatastore {
   override async put (key: Key, val: Uint8Array, options?: AbortOptions): Promise<Key> {
     // a copy (the caller may reuse its bytes); the latin1 string is one too
     const copy = val.slice()
-    await this.backing.put(key, copy, options)
     const k = key.toString()
+    if (this.onlyUpdatedChanged(k, copy)) {
+      this.peerRecordWritesSkipped++
+      this.set(k, copy)
+      return key
+    }
+    await this.backing.put(key, copy, options)
     this.set(k, copy)
+    if (k.startsWith(PEER_PREFIX)) this.peerRecordOnDisk.set(k, { at: this.now(), value: this.data.get(k) as string })
     if (this.countProvider(k)) await this.enforceProviderLimits(providerOf(k), options)
     return key
   }
@@ -221,6 +256,23 @@ function bytesOf (value: string): Uint8Array {
   const bytes = Buffer.allocUnsafeSlow(value.length)
   bytes.write(value, 'latin1')
   return bytes
+}
+
+/**
+ * A peer record (latin1) without its trailing `updated` field (tag 0x40, a
+ * varint holding a millisecond time), or undefined when it does not end in one.
+ */
+function withoutUpdated (record: string): string | undefined {
+  // the varint's last byte has its top bit clear, the ones before it set
+  let i = record.length - 1
+  if (i < 1 || record.charCodeAt(i) >= 0x80) return undefined
+  i--
+  while (i >= 0 && record.charCodeAt(i) >= 0x80) i--
+  if (i < 0 || record.charCodeAt(i) !== 0x40) return undefined
+  let ms = 0
+  for (let j = record.length - 1; j > i; j--) ms = ms * 128 + (record.charCodeAt(j) & 0x7f)
+  // a time after 2001 (10^12 ms): not the tail of some other field that happens to look like one
+  return ms > 1e12 ? record.slice(0, i) : undefined
 }
 
 /** The provider's peer id, the last part of a provider record's key. */

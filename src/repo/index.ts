@@ -49,7 +49,7 @@ export interface Repo {
    */
   readonly swarmKey?: string
   /** Opens the datastore (reads from memory, writes through to disk; see datastore.ts); the caller closes it. */
-  openDatastore(): Promise<Datastore & { close(): Promise<void>, readonly size: number, countPrefix(prefix: string): number, readonly providerRecordsDropped: number }>
+  openDatastore(): Promise<Datastore & { close(): Promise<void>, readonly size: number, countPrefix(prefix: string): number, readonly providerRecordsDropped: number, readonly peerRecordWritesSkipped: number }>
   /** Takes the daemon lock (RepoLockedError if a live daemon holds it). */
   lock(): Promise<RepoLock>
 }

@@ -125,6 +125,55 @@ describe('CachedDatastore', () => {
   })
 })
 
+describe('CachedDatastore peer records', () => {
+  /** A peer record as libp2p's peer store encodes it: its fields, then `updated` (field 8, a varint) last. */
+  const record = (fields: string, updatedMs: number): Uint8Array => {
+    const tail = [0x40]
+    for (let v = updatedMs; ; v = Math.floor(v / 128)) {
+      if (v < 128) { tail.push(v); break }
+      tail.push((v % 128) | 0x80)
+    }
+    return new Uint8Array([...bytes(fields), ...tail])
+  }
+
+  it('writes a record whose only change is its updated time to disk at most every peerRecordRefreshMs', async () => {
+    const backing = new CountingStore()
+    let t = 1_800_000_000_000
+    const ds = new CachedDatastore(backing, { peerRecordRefreshMs: 60_000, now: () => t })
+    await ds.open()
+    const key = new Key('/peers/a')
+    await ds.put(key, record('addrs:x', t))
+    expect(backing.puts).toBe(1)
+    // libp2p merges with nothing new: only `updated` moves; reads see it, the disk is not touched
+    t += 1000
+    await ds.put(key, record('addrs:x', t))
+    expect(backing.puts).toBe(1)
+    expect(ds.peerRecordWritesSkipped).toBe(1)
+    expect(new Uint8Array(await ds.get(key))).toEqual(record('addrs:x', t))
+    // a real change goes to disk at once
+    t += 1000
+    await ds.put(key, record('addrs:y', t))
+    expect(backing.puts).toBe(2)
+    expect(new Uint8Array(backing.data.get('/peers/a') as Uint8Array)).toEqual(record('addrs:y', t))
+    // and so does an unchanged one once the disk copy is peerRecordRefreshMs old
+    t += 30_000
+    await ds.put(key, record('addrs:y', t))
+    expect(backing.puts).toBe(2)
+    t += 30_000
+    await ds.put(key, record('addrs:y', t))
+    expect(backing.puts).toBe(3)
+    // other keys are always written, equal or not
+    await ds.put(new Key('/dht/record/r'), record('v', t))
+    await ds.put(new Key('/dht/record/r'), record('v', t + 1))
+    expect(backing.puts).toBe(5)
+    // a value that does not end in an `updated` time is always written
+    await ds.put(new Key('/peers/b'), bytes('no time'))
+    await ds.put(new Key('/peers/b'), bytes('no time'))
+    expect(backing.puts).toBe(7)
+    await ds.close()
+  })
+})
+
 describe('CachedDatastore provider record limits', () => {
   const provider = (cid: string, peer: string): Key => new Key(`/dht/provider/${cid}/${peer}`)
   const held = async (ds: CachedDatastore, backing: CountingStore, peer: string): Promise<string[]> => {

@@ -12,6 +12,10 @@
  * records they carried, and its heap grew with the queue. Writes still go
  * to disk before they resolve (a version that wrote behind every 5 s was
  * tried): a kill -9 loses nothing, and libp2p's writes keep their timing.
+ * The one exception: libp2p writes a peer's record on every merge, changed or
+ * not, stamping its `updated` time; a record whose only change is that time
+ * goes to disk at most every PEER_RECORD_REFRESH_MS, so a kill -9 can lose
+ * that much of a time stamp and nothing else.
  */
 import { BaseDatastore } from 'datastore-core/base'
 import { Key } from 'interface-datastore'

@@ -72,8 +72,8 @@ export class CachedDatastore extends BaseDatastore {
   providerRecordsDropped = 0
   private readonly peerRecordRefreshMs: number
   private readonly now: () => number
-  /** Peer record key -> when it was last written to disk; the disk copy is the value held then. */
-  private readonly peerRecordOnDisk = new Map<string, { at: number, value: string }>()
+  /** Peer record key -> when it was last written to disk, and that copy without its `updated` field. */
+  private readonly peerRecordOnDisk = new Map<string, { at: number, withoutUpdated: string | undefined }>()
   /** Peer record writes that only changed `updated` and were kept in memory. */
   peerRecordWritesSkipped = 0
 
@@ -102,7 +102,7 @@ export class CachedDatastore extends BaseDatastore {
     await this.backing.open?.()
     for await (const { key, value } of this.backing.query({})) {
       const k = key.toString()
-      this.set(k, value)
+      this.set(k, latin1(value))
       this.countProvider(k)
     }
     await this.enforceProviderLimits()
@@ -110,15 +110,14 @@ export class CachedDatastore extends BaseDatastore {
 
   /**
    * True when `k` is a peer record whose disk copy, written less than
-   * peerRecordRefreshMs ago, differs from `value` only in the trailing
+   * peerRecordRefreshMs ago, differs from `text` only in the trailing
    * `updated` field.
    */
-  private onlyUpdatedChanged (k: string, value: Uint8Array): boolean {
+  private onlyUpdatedChanged (k: string, text: string): boolean {
     if (!k.startsWith(PEER_PREFIX)) return false
     const disk = this.peerRecordOnDisk.get(k)
-    if (disk == null || this.now() - disk.at >= this.peerRecordRefreshMs) return false
-    const next = withoutUpdated(Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1'))
-    return next != null && next === withoutUpdated(disk.value)
+    if (disk?.withoutUpdated == null || this.now() - disk.at >= this.peerRecordRefreshMs) return false
+    return withoutUpdated(text) === disk.withoutUpdated
   }
 
   /** Provider records held for other peers (the daemon's own not counted). */
@@ -185,17 +184,17 @@ export class CachedDatastore extends BaseDatastore {
   }
 
   override async put (key: Key, val: Uint8Array, options?: AbortOptions): Promise<Key> {
-    // a copy (the caller may reuse its bytes); the latin1 string is one too
-    const copy = val.slice()
+    // the latin1 string is a copy (the caller may reuse its bytes), and so is what goes to disk
+    const text = latin1(val)
     const k = key.toString()
-    if (this.onlyUpdatedChanged(k, copy)) {
+    if (this.onlyUpdatedChanged(k, text)) {
       this.peerRecordWritesSkipped++
-      this.set(k, copy)
+      this.set(k, text)
       return key
     }
-    await this.backing.put(key, copy, options)
-    this.set(k, copy)
-    if (k.startsWith(PEER_PREFIX)) this.peerRecordOnDisk.set(k, { at: this.now(), value: this.data.get(k) as string })
+    await this.backing.put(key, val.slice(), options)
+    this.set(k, text)
+    if (k.startsWith(PEER_PREFIX)) this.peerRecordOnDisk.set(k, { at: this.now(), withoutUpdated: withoutUpdated(text) })
     if (this.countProvider(k)) await this.enforceProviderLimits(providerOf(k), options)
     return key
   }
@@ -241,9 +240,9 @@ export class CachedDatastore extends BaseDatastore {
     return this.sorted.slice(start, end)
   }
 
-  private set (k: string, value: Uint8Array): void {
+  private set (k: string, text: string): void {
     if (!this.data.has(k)) this.sorted.splice(lowerBound(this.sorted, k), 0, k)
-    this.data.set(k, Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1'))
+    this.data.set(k, text)
   }
 
   async close (): Promise<void> {
@@ -260,6 +259,11 @@ function bytesOf (value: string): Uint8Array {
   const bytes = Buffer.allocUnsafeSlow(value.length)
   bytes.write(value, 'latin1')
   return bytes
+}
+
+/** A value's bytes as the latin1 string the datastore holds (a copy). */
+function latin1 (value: Uint8Array): string {
+  return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1')
 }
 
 /**

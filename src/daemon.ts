@@ -220,6 +220,8 @@ export class Daemon implements ApiBackend {
               providerRecords: datastore.countPrefix('/dht/provider/'),
               providersDropped: datastore.providerRecordsDropped,
               peerWritesSkipped: datastore.peerRecordWritesSkipped,
+              announcementsSent: router.announcements.sent,
+              announcementsSkipped: router.announcements.skipped,
               ...connectionCounts(node.getConnections()),
               cpuMs,
               events

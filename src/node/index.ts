@@ -28,6 +28,7 @@ import type { Datastore } from 'interface-datastore'
 import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { OFFERS_TOPIC } from '../market/constants.ts'
 import { PRUNE_MIN_SAMPLES, ROUTING_TOPIC } from '../routing/constants.ts'
+import { gossipFastMessageId } from './gossip-id.ts'
 
 /**
  * Peer scoring on our topics: every message a validator rejects (malformed,
@@ -37,7 +38,7 @@ import { PRUNE_MIN_SAMPLES, ROUTING_TOPIC } from '../routing/constants.ts'
  * quiet by design and an honest peer may publish nothing for minutes.
  */
 const quietTopic = createTopicScoreParams({ topicWeight: 1, timeInMeshWeight: 0.01, timeInMeshQuantum: 1000, timeInMeshCap: 100, firstMessageDeliveriesWeight: 0, meshMessageDeliveriesWeight: 0, meshFailurePenaltyWeight: 0, invalidMessageDeliveriesWeight: -10, invalidMessageDeliveriesDecay: 0.9 })
-const GOSSIP_SCORING = {
+const GOSSIP_OPTIONS = {
   scoreParams: {
     topics: { [OFFERS_TOPIC]: quietTopic, [ROUTING_TOPIC]: quietTopic },
     // gossipsub penalises more than 10 peers behind one IP (a Sybil defence for public
@@ -45,7 +46,9 @@ const GOSSIP_SCORING = {
     // daemons graylist each other and no offer or announcement gets through
     IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1'])
   },
-  scoreThresholds: { gossipThreshold: -10, publishThreshold: -50, graylistThreshold: -80 }
+  scoreThresholds: { gossipThreshold: -10, publishThreshold: -50, graylistThreshold: -80 },
+  // a copy of a message already verified is dropped before its signature is checked again
+  fastMsgIdFn: gossipFastMessageId
 }
 
 export * from './constants.ts'
@@ -184,7 +187,7 @@ export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
         initialQuerySelfInterval: DHT_INITIAL_QUERY_SELF_MS,
         querySelfInterval: DHT_QUERY_SELF_MS
       }),
-      pubsub: gossipsub(GOSSIP_SCORING),
+      pubsub: gossipsub(GOSSIP_OPTIONS),
       rtt: rttMonitor(init.rtt),
       connector: peerConnector({ rttMs, closestPeers: (key, options) => closestFromDht(node.services.dht, key, options), ...init.connector }),
       bans: () => bans,

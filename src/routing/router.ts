@@ -8,8 +8,8 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { silentLogger } from '../log.ts'
-import { decodeAnnouncement, encodeAnnouncement } from './announcement.ts'
-import { ROUTING_GOSSIP_INTERVAL_MS, ROUTING_MAX_CLOCK_SKEW_MS, ROUTING_MAX_LINKS, ROUTING_STALE_MS, ROUTING_TOPIC, VIVALDI_UPDATE_INTERVAL_MS } from './constants.ts'
+import { announcementChanged, decodeAnnouncement, encodeAnnouncement } from './announcement.ts'
+import { ROUTING_GOSSIP_INTERVAL_MS, ROUTING_MAX_CLOCK_SKEW_MS, ROUTING_MAX_LINKS, ROUTING_REFRESH_MS, ROUTING_STALE_MS, ROUTING_TOPIC, VIVALDI_UPDATE_INTERVAL_MS } from './constants.ts'
 import { linkTable, selectRoutes } from './path-selection.ts'
 import { DEFAULT_VIVALDI_CONFIG, VivaldiClient, distanceMs } from './vivaldi.ts'
 import type { Announcement } from './announcement.ts'
@@ -21,8 +21,10 @@ import type { Message } from '@libp2p/gossipsub'
 import type { PeerId, Stream } from '@libp2p/interface'
 
 export interface RouterInit {
-  /** Milliseconds between gossip announcements. @default 5000 */
+  /** Milliseconds between checks whether to announce (on a material change, see announcementChanged). @default 10000 */
   gossipIntervalMs?: number
+  /** Milliseconds after which an unchanged state is announced again. @default 30000 */
+  gossipRefreshMs?: number
   /** Milliseconds between Vivaldi updates from RTT samples. @default 1000 */
   updateIntervalMs?: number
   /** Path selection tuning. @default { maxHops: 1 } (the forwarder follows one-hop detours only) */
@@ -45,6 +47,10 @@ export class Router {
   private readonly log: Logger
   private readonly now: () => number
   private timers: Array<ReturnType<typeof setInterval>> = []
+  /** What we last announced (and published without error). */
+  private announced?: Announcement
+  /** Announcements published and skipped as unchanged. */
+  readonly announcements = { sent: 0, skipped: 0 }
 
   constructor (node: LeptonNode, init: RouterInit = {}) {
     this.node = node
@@ -144,8 +150,19 @@ export class Router {
   }
 
   private announce (): void {
-    const data = encodeAnnouncement({ coordinate: this.vivaldi.coordinate(), links: this.measuredLinks(), timestampMs: this.now() }, peerIdFromString)
-    this.node.services.pubsub.publish(ROUTING_TOPIC, data).catch((err: Error) => {
+    const next: Announcement = { coordinate: this.vivaldi.coordinate(), links: this.measuredLinks(), timestampMs: this.now() }
+    const last = this.announced
+    // refresh half an interval early: timers drift, and a refresh one interval late is a third later
+    const refreshMs = (this.init.gossipRefreshMs ?? ROUTING_REFRESH_MS) - (this.init.gossipIntervalMs ?? ROUTING_GOSSIP_INTERVAL_MS) / 2
+    if (last != null && next.timestampMs - last.timestampMs < refreshMs && !announcementChanged(last, next)) {
+      this.announcements.skipped++
+      return
+    }
+    const data = encodeAnnouncement(next, peerIdFromString)
+    this.node.services.pubsub.publish(ROUTING_TOPIC, data).then(() => {
+      this.announced = next
+      this.announcements.sent++
+    }, (err: Error) => {
       // before the topic mesh forms there is nobody to publish to: not worth a log line
       if (err.name !== 'PublishError' && !err.message.includes('NoPeersSubscribedToTopic')) this.log.debug('routing gossip failed', { err })
     })

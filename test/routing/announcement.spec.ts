@@ -1,7 +1,7 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { describe, expect, it } from 'vitest'
-import { decodeAnnouncement, encodeAnnouncement } from '../../src/routing/announcement.ts'
+import { announcementChanged, decodeAnnouncement, encodeAnnouncement } from '../../src/routing/announcement.ts'
 import { ROUTING_MAX_LINKS, ROUTING_MAX_MESSAGE_BYTES } from '../../src/routing/constants.ts'
 import { defineMessage } from '../../src/wire/index.ts'
 
@@ -64,5 +64,35 @@ describe('routing announcement', () => {
     })
     expect(decodeAnnouncement(withJitter.encode({ vec: coordinate.vec, height: 0, linkPeers: [id], linkRttUs: [5], linkJitterUs: [1] }), DIMS).links).toEqual([{ peerId: p1, rttMs: 0.005, jitterMs: 0.001 }])
     reject(withJitter.encode({ vec: coordinate.vec, height: 0, linkPeers: [id], linkRttUs: [5], linkJitterUs: [1, 2] }))
+  })
+})
+
+describe('announcementChanged (what is worth gossiping again)', () => {
+  const links = [{ peerId: 'a', rttMs: 20, jitterMs: 2 }, { peerId: 'b', rttMs: 4, jitterMs: 6 }, { peerId: 'c', rttMs: 0.3, jitterMs: 0.1 }]
+  const base = { coordinate, links, timestampMs: 1000 }
+  const withLinks = (l: typeof links): typeof base => ({ coordinate, links: l, timestampMs: 2000 })
+  const replace = (peerId: string, change: Partial<(typeof links)[number]>): typeof links => links.map(l => l.peerId === peerId ? { ...l, ...change } : l)
+
+  it('is not news: the same links later, RTTs moving within their noise, a wandering coordinate', () => {
+    expect(announcementChanged(base, withLinks(links))).toBe(false)
+    expect(announcementChanged(base, withLinks([...links].reverse()))).toBe(false)
+    // a: 20 ms, 25% = 5 ms; b: 4 ms with 6 ms of jitter; c: under a millisecond
+    expect(announcementChanged(base, withLinks(replace('a', { rttMs: 24.9 })))).toBe(false)
+    expect(announcementChanged(base, withLinks(replace('b', { rttMs: 9.9 })))).toBe(false)
+    expect(announcementChanged(base, withLinks(replace('c', { rttMs: 1.2 })))).toBe(false)
+    // jitter of the new sample counts as noise too
+    expect(announcementChanged(base, withLinks(replace('a', { rttMs: 30, jitterMs: 12 })))).toBe(false)
+    expect(announcementChanged(base, withLinks(replace('a', { jitterMs: 9 })))).toBe(false)
+    expect(announcementChanged(base, { coordinate: { ...coordinate, vec: coordinate.vec.map(x => x + 10), height: 5 }, links, timestampMs: 2000 })).toBe(false)
+  })
+
+  it('is news: a link gained, lost or replaced, an RTT moving beyond its noise', () => {
+    expect(announcementChanged(base, withLinks([...links, { peerId: 'd', rttMs: 20, jitterMs: 2 }]))).toBe(true)
+    expect(announcementChanged(base, withLinks(links.slice(1)))).toBe(true)
+    expect(announcementChanged(base, withLinks(replace('a', { peerId: 'd' })))).toBe(true)
+    expect(announcementChanged(base, withLinks(replace('a', { rttMs: 25.1 })))).toBe(true)
+    expect(announcementChanged(base, withLinks(replace('a', { rttMs: 14.9 })))).toBe(true)
+    expect(announcementChanged(base, withLinks(replace('b', { rttMs: 10.1 })))).toBe(true)
+    expect(announcementChanged(base, withLinks(replace('c', { rttMs: 1.4 })))).toBe(true)
   })
 })

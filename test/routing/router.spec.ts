@@ -96,6 +96,61 @@ describe('router', () => {
   }, 60_000)
 })
 
+describe('router announcements', () => {
+  const nodes: LeptonNode[] = []
+  const routers: Router[] = []
+  afterEach(async () => {
+    for (const r of routers.splice(0)) r.stop()
+    await Promise.all(nodes.splice(0).map(async n => { await n.stop() }))
+  })
+
+  it('gossips a link table again when it changes, and an unchanged one only at the refresh', async () => {
+    // A's probes of B come back after `delayMs` (B's echo delay): 30 ms, then 150 ms
+    let delayMs = 30
+    const a = await createNode({ rtt: { intervalMs: 50 }, connector: { intervalMs: 200 } })
+    const b = await createNode({ rtt: { intervalMs: 50, echoDelayMs: (peer: PeerId) => peer.equals(a.peerId) ? delayMs : 0 }, connector: { intervalMs: 200 } })
+    nodes.push(a, b)
+    // a refresh far beyond the test: every announcement after the first has to be news
+    const routerA = new Router(a, { gossipIntervalMs: 100, gossipRefreshMs: 600_000, updateIntervalMs: 100 })
+    const routerB = new Router(b, { gossipIntervalMs: 100, updateIntervalMs: 100 })
+    routers.push(routerA, routerB)
+    routerA.start()
+    routerB.start()
+    await a.dial(b.getMultiaddrs()[0] as Multiaddr)
+    const linkToB = (): number | undefined => a.services.rtt.stats(b.peerId)?.rttMs
+    // A announced its link to B, and the smoothed RTT settled near 30 ms
+    await expect.poll(() => routerA.announcements.sent > 0 && Math.abs((linkToB() ?? 0) - 30) < 5, { timeout: 20_000, interval: 100 }).toBe(true)
+    const sent = routerA.announcements.sent
+    const skipped = routerA.announcements.skipped
+    await new Promise(resolve => setTimeout(resolve, 1500))
+    // ~15 checks with nothing new: skipped (a stray one while the estimate settles is allowed)
+    expect(routerA.announcements.skipped - skipped).toBeGreaterThanOrEqual(10)
+    expect(routerA.announcements.sent - sent).toBeLessThanOrEqual(1)
+    // the link slows five-fold: announced within a few checks, long before any refresh
+    const before = routerA.announcements.sent
+    delayMs = 150
+    await expect.poll(() => routerA.announcements.sent > before, { timeout: 10_000, interval: 100 }).toBe(true)
+  }, 60_000)
+
+  it('announces an unchanged link table again once the refresh time has passed', async () => {
+    const a = await createNode({ rtt: { intervalMs: 50, echoDelayMs: () => 20 }, connector: { intervalMs: 200 } })
+    const b = await createNode({ rtt: { intervalMs: 50, echoDelayMs: () => 20 }, connector: { intervalMs: 200 } })
+    nodes.push(a, b)
+    const routerA = new Router(a, { gossipIntervalMs: 100, gossipRefreshMs: 1000, updateIntervalMs: 100 })
+    const routerB = new Router(b, { gossipIntervalMs: 100, updateIntervalMs: 100 })
+    routers.push(routerA, routerB)
+    routerA.start()
+    routerB.start()
+    await a.dial(b.getMultiaddrs()[0] as Multiaddr)
+    await expect.poll(() => routerA.announcements.sent > 0 && routerA.announcements.skipped > 0, { timeout: 20_000, interval: 100 }).toBe(true)
+    const sent = routerA.announcements.sent
+    await new Promise(resolve => setTimeout(resolve, 3500))
+    // one a second: ~3 in 3.5 s, and far fewer than the ~35 checks
+    expect(routerA.announcements.sent - sent).toBeGreaterThanOrEqual(2)
+    expect(routerA.announcements.sent - sent).toBeLessThanOrEqual(8)
+  }, 60_000)
+})
+
 function delayOf (delays: Map<string, number | (() => number)>, link: string): number {
   const d = delays.get(link) ?? 0
   return typeof d === 'function' ? d() : d

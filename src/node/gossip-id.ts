@@ -4,9 +4,10 @@
  * Every gossip message reaches a node from several peers (the publisher floods
  * it, each mesh peer forwards it). Without a fast id gossipsub verifies the
  * signature of every copy before it sees the copy is a duplicate (public key
- * parsing and an Ed25519 check, most of an idle mesh's CPU in a profile).
- * With one, a copy whose fast id was already seen on a message that passed
- * validation is dropped before any of that.
+ * parsing and an Ed25519 check: ~18% of an idle 20-daemon mesh's busy CPU
+ * samples; 0.68 -> 0.63 of 2 cores with this). With one, a copy whose fast id
+ * was already seen on a message whose signature checked out is dropped before
+ * any of that.
  *
  * The id is a SHA-256 over every field, each with its length, so a copy is
  * recognised only when it is byte for byte the message that was verified:

@@ -72,7 +72,8 @@ export const ROUTING_TOPIC = `${PROTOCOL_PREFIX}/routing/1.0.0`
  * does when they changed materially (see below) or the last announcement is
  * ROUTING_REFRESH_MS old. Every announcement reaches every peer, which checks
  * its signature: in an idle 20-daemon mesh, unchanged announcements every 10 s
- * were most of the mesh's CPU.
+ * were the largest part of the mesh's CPU after the signature checks of
+ * duplicate copies (0.63 -> 0.42 of 2 cores without them).
  */
 export const ROUTING_GOSSIP_INTERVAL_MS = 10_000
 

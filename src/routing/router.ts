@@ -1,7 +1,8 @@
 /**
  * The route table: feeds RTT samples into our Vivaldi coordinate, gossips the
- * coordinate and our measured links (batched, every few seconds), keeps what
- * others gossip for a minute, and chooses a path per destination with the pure
+ * coordinate and our measured links (when a link changes beyond its noise, or
+ * every 30 s; never per measurement), keeps what others gossip for 75 s, and
+ * chooses a path per destination with the pure
  * path selector (measured links first, Vivaldi estimates where nothing is
  * measured). `routeTo` tells the forwarder which relay to use.
  */

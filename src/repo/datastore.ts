@@ -14,8 +14,8 @@
  * tried): a kill -9 loses nothing, and libp2p's writes keep their timing.
  * The one exception: libp2p writes a peer's record on every merge, changed or
  * not, stamping its `updated` time; a record whose only change is that time
- * goes to disk at most every PEER_RECORD_REFRESH_MS, so a kill -9 can lose
- * that much of a time stamp and nothing else.
+ * goes to disk at most every PEER_RECORD_REFRESH_MS (and at close), so a
+ * kill -9 can lose that much of a time stamp and nothing else.
  */
 import { BaseDatastore } from 'datastore-core/base'
 import { Key } from 'interface-datastore'
@@ -76,6 +76,8 @@ export class CachedDatastore extends BaseDatastore {
   private readonly peerRecordOnDisk = new Map<string, { at: number, withoutUpdated: string | undefined }>()
   /** Peer record writes that only changed `updated` and were kept in memory. */
   peerRecordWritesSkipped = 0
+  /** Peer records whose `updated` in memory is newer than on disk (written at close). */
+  private readonly peerRecordsBehind = new Set<string>()
 
   constructor (backing: BackingDatastore, options: CachedDatastoreOptions = {}) {
     super()
@@ -109,15 +111,13 @@ export class CachedDatastore extends BaseDatastore {
   }
 
   /**
-   * True when `k` is a peer record whose disk copy, written less than
-   * peerRecordRefreshMs ago, differs from `text` only in the trailing
-   * `updated` field.
+   * True when the peer record at `k`, `stripped` of its `updated` field, is
+   * what its disk copy, written less than peerRecordRefreshMs ago, holds.
    */
-  private onlyUpdatedChanged (k: string, text: string): boolean {
-    if (!k.startsWith(PEER_PREFIX)) return false
+  private onlyUpdatedChanged (k: string, stripped: string | undefined): boolean {
     const disk = this.peerRecordOnDisk.get(k)
     if (disk?.withoutUpdated == null || this.now() - disk.at >= this.peerRecordRefreshMs) return false
-    return withoutUpdated(text) === disk.withoutUpdated
+    return stripped === disk.withoutUpdated
   }
 
   /** Provider records held for other peers (the daemon's own not counted). */
@@ -175,6 +175,7 @@ export class CachedDatastore extends BaseDatastore {
   private forget (k: string): void {
     if (this.data.delete(k)) this.sorted.splice(lowerBound(this.sorted, k), 1)
     this.peerRecordOnDisk.delete(k)
+    this.peerRecordsBehind.delete(k)
     if (!k.startsWith(PROVIDER_PREFIX)) return
     const peer = providerOf(k)
     const keys = this.providersByPeer.get(peer)
@@ -187,14 +188,19 @@ export class CachedDatastore extends BaseDatastore {
     // the latin1 string is a copy (the caller may reuse its bytes), and so is what goes to disk
     const text = latin1(val)
     const k = key.toString()
-    if (this.onlyUpdatedChanged(k, text)) {
+    const stripped = k.startsWith(PEER_PREFIX) ? withoutUpdated(text) : undefined
+    if (stripped != null && this.onlyUpdatedChanged(k, stripped)) {
       this.peerRecordWritesSkipped++
       this.set(k, text)
+      this.peerRecordsBehind.add(k)
       return key
     }
     await this.backing.put(key, val.slice(), options)
     this.set(k, text)
-    if (k.startsWith(PEER_PREFIX)) this.peerRecordOnDisk.set(k, { at: this.now(), withoutUpdated: withoutUpdated(text) })
+    if (k.startsWith(PEER_PREFIX)) {
+      this.peerRecordOnDisk.set(k, { at: this.now(), withoutUpdated: stripped })
+      this.peerRecordsBehind.delete(k)
+    }
     if (this.countProvider(k)) await this.enforceProviderLimits(providerOf(k), options)
     return key
   }
@@ -246,6 +252,12 @@ export class CachedDatastore extends BaseDatastore {
   }
 
   async close (): Promise<void> {
+    // a clean stop loses no time stamp
+    for (const k of this.peerRecordsBehind) {
+      const value = this.data.get(k)
+      if (value != null) await this.backing.put(new Key(k), bytesOf(value))
+    }
+    this.peerRecordsBehind.clear()
     await this.backing.close?.()
   }
 }

@@ -171,6 +171,25 @@ describe('CachedDatastore peer records', () => {
     await ds.put(new Key('/peers/b'), bytes('no time'))
     expect(backing.puts).toBe(7)
     await ds.close()
+    expect(backing.puts).toBe(7)
+  })
+
+  it('writes the records whose updated time it held back when it closes, and no deleted one', async () => {
+    const backing = new CountingStore()
+    let t = 1_800_000_000_000
+    const ds = new CachedDatastore(backing, { peerRecordRefreshMs: 60_000, now: () => t })
+    await ds.open()
+    await ds.put(new Key('/peers/a'), record('addrs:x', t))
+    await ds.put(new Key('/peers/b'), record('addrs:z', t))
+    t += 1000
+    await ds.put(new Key('/peers/a'), record('addrs:x', t))
+    await ds.put(new Key('/peers/b'), record('addrs:z', t))
+    await ds.delete(new Key('/peers/b'))
+    expect(backing.puts).toBe(2)
+    await ds.close()
+    expect(new Uint8Array(backing.data.get('/peers/a') as Uint8Array)).toEqual(record('addrs:x', t))
+    expect(backing.data.has('/peers/b')).toBe(false)
+    expect(backing.puts).toBe(3)
   })
 })
 

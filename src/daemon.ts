@@ -11,7 +11,7 @@ import { pagePoolRelease } from './v8-page-pool.ts'
 import type { PagePoolRelease } from './v8-page-pool.ts'
 import { silentLogger } from './log.ts'
 import { createNode } from './node/index.ts'
-import { checkMultiaddr, initRepo, openRepo, parseHostPort, repoExists } from './repo/index.ts'
+import { checkMultiaddr, initRepo, openRepo, parseHostPort, PROVIDER_PREFIX, repoExists } from './repo/index.ts'
 import { createStore } from './store/index.ts'
 import { createJobs } from './jobs/index.ts'
 import { createSandbox } from './sandbox/index.ts'
@@ -217,7 +217,7 @@ export class Daemon implements ApiBackend {
               ...(malloc == null ? {} : { mallocHeap: mib(malloc.heap), mallocInUse: mib(malloc.inUse), mallocFree: mib(malloc.free), mallocMmapped: mib(malloc.mmapped) }),
               ...jobs.memory(),
               datastoreKeys: datastore.size,
-              providerRecords: datastore.countPrefix('/dht/provider/'),
+              providerRecords: datastore.countPrefix(PROVIDER_PREFIX),
               providersDropped: datastore.providerRecordsDropped,
               peerWritesSkipped: datastore.peerRecordWritesSkipped,
               announcementsSent: router.announcements.sent,

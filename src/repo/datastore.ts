@@ -28,7 +28,7 @@ import { PEER_RECORD_REFRESH_MS, PROVIDER_RECORD_LIMITS } from './constants.ts'
 const PEER_PREFIX = '/peers/'
 
 /** Where kad-dht keeps provider records: `/dht/provider/<multihash base32>/<provider peer id>`. */
-const PROVIDER_PREFIX = '/dht/provider/'
+export const PROVIDER_PREFIX = '/dht/provider/'
 
 export interface CachedDatastoreOptions {
   /** Provider records of other peers held at most, per provider and in all (PROVIDER_RECORD_LIMITS). */

@@ -31,7 +31,7 @@ import type { Datastore } from 'interface-datastore'
 
 export * from './errors.ts'
 export { readLock } from './lock.ts'
-export { CachedDatastore } from './datastore.ts'
+export { CachedDatastore, PROVIDER_PREFIX } from './datastore.ts'
 export type { LockInfo, RepoLock } from './lock.ts'
 export { defaultConfig, defaultWorkerConfig, parseConfig, parseHostPort, checkMultiaddr, LOG_LEVELS } from './config.ts'
 export type { Config, LogLevel, ReplicationConfig, WorkerConfig } from './config.ts'

@@ -21,7 +21,8 @@ const NOT_STORED = '\x00'
  * outputs (maxBytes 0): they go to its blockstore when a job succeeds, and a
  * hit reads them from there. Kept inline (~4 KiB per word-count task) they
  * grew its memory with every task until the old 64 MiB cap: +5 MiB in a
- * 10-minute soak. A worker's cache keeps the outputs it computed, inline.
+ * 10-minute soak. A worker's cache does the same with the outputs it
+ * computed, once they are written (src/jobs/worker.ts).
  *
  * An entry without an inline output is held as one flat string, a flag byte
  * and the output CID's bytes, not as an object and the CID's base32 text:
@@ -64,8 +65,13 @@ export class LineageCache implements Lineage {
     // most recently used last
     this.entries.delete(key)
     this.entries.set(key, held)
-    if (typeof held !== 'string') return held
-    return { outputCid: CID.decode(Buffer.from(held.slice(1), 'latin1')).toString(), stored: held[0] === STORED }
+    return expand(held)
+  }
+
+  /** The entry without counting it as a use. */
+  peek (key: string): LineageEntry | undefined {
+    const held = this.entries.get(key)
+    return held === undefined ? undefined : expand(held)
   }
 
   set (key: string, entry: LineageEntry): this {
@@ -98,6 +104,11 @@ export class LineageCache implements Lineage {
     this.bytes = 0
     this.entries.clear()
   }
+}
+
+function expand (held: string | LineageEntry): LineageEntry {
+  if (typeof held !== 'string') return held
+  return { outputCid: CID.decode(Buffer.from(held.slice(1), 'latin1')).toString(), stored: held[0] === STORED }
 }
 
 function outputBytes (held: string | LineageEntry): number {

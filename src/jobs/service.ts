@@ -332,8 +332,9 @@ export class JobsService {
   }
 
   /** What this service holds in memory, for the daemon's memory log. */
-  memory (): { jobs: number, summaries: number, lineage: number, lineageKiB: number } {
-    return { jobs: this.runs.size, summaries: this.summaries.size, lineage: this.lineage.size, lineageKiB: Math.round(this.lineage.outputBytes / 1024) }
+  memory (): { jobs: number, summaries: number, lineage: number, lineageKiB: number, workerLineage: number, workerLineageKiB: number } {
+    const worker = this.worker.memory()
+    return { jobs: this.runs.size, summaries: this.summaries.size, lineage: this.lineage.size, lineageKiB: Math.round(this.lineage.outputBytes / 1024), workerLineage: worker.entries, workerLineageKiB: Math.round(worker.outputBytes / 1024) }
   }
 
   list (): JobSummary[] {

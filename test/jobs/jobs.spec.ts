@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { WORDCOUNT, corpus, startJobPeer, stopJobPeer, waitForMesh, wordcountLocal, writeModule } from './helpers.ts'
 import type { JobPeer } from './helpers.ts'
 
@@ -82,6 +82,32 @@ describe('jobs across peers in one process', () => {
     expect(collected.removed).toBeGreaterThanOrEqual(4)
     expect((await run()).tasks.cached).toBe(0)
   }, 60_000)
+
+  it('a worker answers a task it ran before, for another submitter, from its blockstore (not memory); after its gc it runs the task again', async () => {
+    // one worker; the third peer is a second submitter (no slots)
+    const [a, w, b] = await mesh([{}, { slots: 0 }]) as [JobPeer, JobPeer, JobPeer]
+    const text = corpus(100_000, 3)
+    const submit = async (s: JobPeer): Promise<void> => {
+      const input = join(s.dir, 'corpus.txt')
+      await writeFile(input, text)
+      const module = await writeModule(s.dir, 'wordcount.js', WORDCOUNT)
+      const detail = await s.jobs.wait((await s.jobs.submit({ module, input, partitions: 4 })).jobId)
+      expect(detail.state).toBe('succeeded')
+      expect(detail.result).toEqual(wordcountLocal(text))
+      expect(detail.tasks.cached).toBe(0) // the submitter's own lineage did not answer
+    }
+    await submit(a)
+    expect(w.jobs.worker.executed).toBe(4)
+    // the outputs go to the worker's blockstore; then its lineage holds their CIDs only
+    await vi.waitFor(() => { expect(w.jobs.memory()).toMatchObject({ workerLineage: 4, workerLineageKiB: 0 }) }, { timeout: 10_000 })
+    await submit(b)
+    expect(w.jobs.worker.executed).toBe(4)
+    // gc removes the unpinned outputs: the worker's lineage misses and it runs the tasks again, correctly
+    expect((await w.store.gc()).removed).toBeGreaterThanOrEqual(4)
+    await b.store.gc() // b's own lineage misses too
+    await submit(b)
+    expect(w.jobs.worker.executed).toBe(8)
+  }, 90_000)
 
   it('a job holds its input and partitions while it runs; after it they are unpinned (gc clears them) and only the result stays pinned', async () => {
     const { s, text, input } = await meshWithCorpus(200_000)

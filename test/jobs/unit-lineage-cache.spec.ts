@@ -13,6 +13,16 @@ describe('lineage cache', () => {
     expect(cache.has('b')).toBe(false)
   })
 
+  it('peek reads an entry without making it the most recent', () => {
+    const cache = new LineageCache(2, 1 << 20)
+    cache.set('a', entry(1))
+    cache.set('b', entry(1))
+    expect(cache.peek('a')?.outputCid).toBe('cid1')
+    expect(cache.peek('x')).toBeUndefined()
+    cache.set('c', entry(1))
+    expect([...cache.keys()]).toEqual(['b', 'c'])
+  })
+
   it('keeps at most maxBytes of inline outputs; outputs kept in the store cost nothing', () => {
     const cache = new LineageCache(100, 1000)
     cache.set('a', entry(400))

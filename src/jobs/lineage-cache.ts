@@ -1,12 +1,24 @@
 /** The lineage cache: outputs of finished tasks by lineage key, bounded. */
 import { CID } from 'multiformats/cid'
 import type { LineageEntry } from './run.ts'
+import type { Store } from '../store/index.ts'
 
 /** What a job run needs of the lineage. */
 export interface Lineage {
   get(key: string): LineageEntry | undefined
   set(key: string, entry: LineageEntry): void
   delete(key: string): boolean
+}
+
+/**
+ * A hit's output: inline, or read from this peer's blockstore when the entry
+ * says it is kept there (undefined if that block is gone: gc, or its job
+ * never finished; the caller then runs the task again). Undefined too for an
+ * entry with neither (a large output, fetched by CID).
+ */
+export async function hitOutput (hit: LineageEntry, store: Pick<Store, 'localBlock'>): Promise<Uint8Array | undefined> {
+  if (hit.stored !== true) return hit.output
+  return await store.localBlock(CID.parse(hit.outputCid)).catch(() => undefined)
 }
 
 /** Flag byte of an entry held as a string: the output is (not) in this peer's blockstore. */

@@ -8,6 +8,7 @@ import { INLINE_OUTPUT_BYTES, TASK_MSG, assignTasks, taskMessage } from '../mark
 import { AWARDS_PER_SLOT, BACKUP_AFTER_MEDIAN, BACKUP_MIN_MS, LEASE_MS, MAX_BACKUP_COPIES, OFFER_INTERVAL_MS } from './constants.ts'
 import { lineageKey, rawCid, taskContext } from './lineage.ts'
 import type { Journal } from './journal.ts'
+import { hitOutput } from './lineage-cache.ts'
 import type { Lineage } from './lineage-cache.ts'
 import type { Disagreement, JobDetail, JobPlan, JobState, JobSummary, TaskInfo, TaskState } from './types.ts'
 import type { Offer, TaskMessage, TaskView, WorkerView } from '../market/index.ts'
@@ -201,14 +202,11 @@ export class JobRun {
       if (task.state !== 'pending') continue
       const hit = this.ctx.lineage.get(task.key)
       if (hit == null) continue
-      let output = hit.output
-      if (hit.stored === true) {
-        output = await this.ctx.store.localBlock(CID.parse(hit.outputCid)).catch(() => undefined)
-        if (output == null) {
-          // not here any more (gc, or its job never finished): run the task
-          this.ctx.lineage.delete(task.key)
-          continue
-        }
+      const output = await hitOutput(hit, this.ctx.store)
+      if (hit.stored === true && output == null) {
+        // not here any more (gc, or its job never finished): run the task
+        this.ctx.lineage.delete(task.key)
+        continue
       }
       await this.accept(task, hit.outputCid, output, [], true)
     }

@@ -8,7 +8,7 @@ import { CID } from 'multiformats/cid'
 import { FLOOD_BAN_MS, FloodGuard, OFFERS_TOPIC, OFFER_FLOOD, TASKS_PROTOCOL, INLINE_OUTPUT_BYTES, TASK_MSG, judgeOffer, taskMessage } from '../market/index.ts'
 import { raceSignal } from '../signals.ts'
 import { TaskChannel } from './channel.ts'
-import { LineageCache } from './lineage-cache.ts'
+import { LineageCache, hitOutput } from './lineage-cache.ts'
 import { HEARTBEAT_MS, MAX_MODULE_BYTES, MAX_PARTITION_BYTES } from './constants.ts'
 import { lineageKey, rawCid } from './lineage.ts'
 import type { Offer, TaskMessage } from '../market/index.ts'
@@ -306,7 +306,7 @@ export class Worker {
     const key = lineageKey(codeCid, inputCid, award.ctx)
     const hit = this.init.tamper == null ? this.lineage.get(key) : undefined
     if (hit != null) {
-      const output = hit.output ?? (hit.stored === true ? await this.init.store.localBlock(CID.parse(hit.outputCid)).catch(() => undefined) : undefined)
+      const output = await hitOutput(hit, this.init.store)
       if (output != null) return { ok: true, outputCid: hit.outputCid, output, outputBytes: output.byteLength }
       this.lineage.delete(key) // its block is gone (gc): run the task again
     }

@@ -73,7 +73,7 @@ export function decodeAnnouncement (data: Uint8Array, dimensionality: number): A
 
 /**
  * Whether `next` tells peers something `previous` did not: a link gained or
- * lost, or a link's RTT moved by more than its jitter, ROUTING_CHANGE_RATIO of
+ * lost, or a link's RTT moved by more than its jitter now, ROUTING_CHANGE_RATIO of
  * the announced RTT and ROUTING_CHANGE_MIN_MS. Changes within the noise of the
  * measurements are not news: on a busy host loopback RTTs of 5 ms swing by
  * 10 ms from one sample to the next. The coordinate and the jitters ride along
@@ -87,7 +87,10 @@ export function announcementChanged (previous: Announcement, next: Announcement)
   for (const l of next.links) {
     const p = before.get(l.peerId)
     if (p == null) return true
-    const noiseMs = Math.max(ROUTING_CHANGE_MIN_MS, ROUTING_CHANGE_RATIO * p.rttMs, p.jitterMs ?? 0, l.jitterMs ?? 0)
+    // the link's jitter now, not when it was announced: a link announced while it was still
+    // settling (start-up RTTs, large jitter) and calm since is news, or peers keep the old value
+    // until the refresh
+    const noiseMs = Math.max(ROUTING_CHANGE_MIN_MS, ROUTING_CHANGE_RATIO * p.rttMs, l.jitterMs ?? 0)
     if (Math.abs(l.rttMs - p.rttMs) > noiseMs) return true
   }
   return false

@@ -94,5 +94,8 @@ describe('announcementChanged (what is worth gossiping again)', () => {
     expect(announcementChanged(base, withLinks(replace('a', { rttMs: 14.9 })))).toBe(true)
     expect(announcementChanged(base, withLinks(replace('b', { rttMs: 10.1 })))).toBe(true)
     expect(announcementChanged(base, withLinks(replace('c', { rttMs: 1.4 })))).toBe(true)
+    // announced while it was settling (100 +- 90 ms), calm since at 20 ms: news, not noise
+    const settling = { coordinate, links: [{ peerId: 'a', rttMs: 100, jitterMs: 90 }], timestampMs: 1000 }
+    expect(announcementChanged(settling, withLinks([{ peerId: 'a', rttMs: 20, jitterMs: 2 }]))).toBe(true)
   })
 })

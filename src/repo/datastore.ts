@@ -252,11 +252,13 @@ export class CachedDatastore extends BaseDatastore {
   }
 
   async close (): Promise<void> {
-    // a clean stop loses no time stamp
+    // a clean stop loses no time stamp: the held-back records go in one batch (datastore-fs writes them in parallel)
+    const behind: Pair[] = []
     for (const k of this.peerRecordsBehind) {
       const value = this.data.get(k)
-      if (value != null) await this.backing.put(new Key(k), bytesOf(value))
+      if (value != null) behind.push({ key: new Key(k), value: bytesOf(value) })
     }
+    for await (const written of this.backing.putMany(behind)) this.peerRecordsBehind.delete(written.toString())
     this.peerRecordsBehind.clear()
     await this.backing.close?.()
   }

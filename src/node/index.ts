@@ -29,6 +29,7 @@ import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { OFFERS_TOPIC } from '../market/constants.ts'
 import { PRUNE_MIN_SAMPLES, ROUTING_TOPIC } from '../routing/constants.ts'
 import { gossipFastMessageId } from './gossip-id.ts'
+import { deferYamuxWindowUpdates } from './yamux-window.ts'
 
 /**
  * Peer scoring on our topics: every message a validator rejects (malformed,
@@ -138,6 +139,7 @@ export async function createNode (init: NodeInit = {}): Promise<LeptonNode> {
   // loaded only when asked for: it is big, and most meshes do not use it
   if (init.mdns === true) peerDiscovery.push((await import('@libp2p/mdns')).mdns())
   const relay = init.relay === true ? relayConfig({ maxReservations: init.maxConnections ?? 128 }) : undefined
+  deferYamuxWindowUpdates()
   const node: LeptonNode = await createLibp2p({
     start: init.start ?? true,
     privateKey: init.privateKey,

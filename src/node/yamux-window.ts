@@ -14,9 +14,9 @@
  * ACK of an accepted one) and those of a paused stream go as before.
  *
  * The policy wraps YamuxStream's own method (the stream class is part of the
- * package's exports) and reads two of its fields; if a release renames them,
- * the wrapper steps aside and yamux behaves as shipped (test/node/yamux-window
- * fails, saying so).
+ * package's exports) and reads three of its fields; if a release renames
+ * them, the wrapper steps aside and yamux behaves as shipped, and
+ * test/node/yamux-window.spec.ts fails naming the missing field.
  */
 import { StreamState, YamuxStream } from '@libp2p/yamux/stream'
 

@@ -14,6 +14,11 @@ function watch (stream: Stream, counts: Counts): void {
   const s = stream as unknown as { sendFrame: (header: { type: number }, body?: unknown) => boolean, handleData: (frame: unknown) => void }
   expect(typeof s.sendFrame).toBe('function')
   expect(typeof s.handleData).toBe('function')
+  // the fields src/node/yamux-window.ts reads: without them its policy steps aside
+  const fields = stream as unknown as Record<string, unknown>
+  for (const name of ['state', 'recvWindow', 'recvWindowCapacity']) {
+    expect(typeof fields[name], `YamuxStream.${name} (read by the window-update policy)`).toBe('number')
+  }
   const sendFrame = s.sendFrame
   s.sendFrame = (header, body) => {
     if (header.type === WINDOW_UPDATE) counts.windowUpdates++

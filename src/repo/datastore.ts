@@ -253,12 +253,12 @@ export class CachedDatastore extends BaseDatastore {
 
   async close (): Promise<void> {
     // a clean stop loses no time stamp: the held-back records go in one batch (datastore-fs writes them in parallel)
-    const behind: Pair[] = []
+    const batch = this.backing.batch()
     for (const k of this.peerRecordsBehind) {
       const value = this.data.get(k)
-      if (value != null) behind.push({ key: new Key(k), value: bytesOf(value) })
+      if (value != null) batch.put(new Key(k), bytesOf(value))
     }
-    for await (const written of this.backing.putMany(behind)) this.peerRecordsBehind.delete(written.toString())
+    await batch.commit()
     this.peerRecordsBehind.clear()
     await this.backing.close?.()
   }

@@ -155,7 +155,7 @@ export class Daemon implements ApiBackend {
       cleanups.push(async () => { router.stop() })
       // block streams follow the chosen route (detours need relay: true)
       const openStream = async (peer: PeerId, protocol: string, signal?: AbortSignal): Promise<Stream> => await router.openStream(peer, protocol, signal)
-      const store = createStore({ node, repoPath: init.repo, log: log.child('store'), openStream, replicaGraceMs: repo.config.replication.graceS * 1000, cacheBytes: repo.config.store.cacheMiB * 1024 * 1024 })
+      const store = createStore({ node, repoPath: init.repo, log: log.child('store'), openStream, replicaGraceMs: repo.config.replication.graceS * 1000, pinRequests: { accept: repo.config.replication.accept, minFreeBytes: repo.config.replication.minFreeMiB * 1024 * 1024 }, cacheBytes: repo.config.store.cacheMiB * 1024 * 1024 })
       await store.start()
       cleanups.push(async () => { await store.stop() })
       const worker = { ...repo.config.worker, ...(init.slots != null ? { slots: init.slots } : {}) }

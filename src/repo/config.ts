@@ -69,6 +69,13 @@ export interface StoreConfig {
 export interface ReplicationConfig {
   /** Seconds a holder of a `--replicas N` CID may be out of reach before another peer copies it. @default 300 */
   graceS: number
+  /** Whose requests to fetch and pin content here to take: "any" mesh member, or a list of peer ids. @default "any" */
+  accept: 'any' | string[]
+  /**
+   * Free disk space (MiB) that other peers' pin requests must leave: one is
+   * refused below it, and a fetch for one stops when the disk gets there. @default 1024
+   */
+  minFreeMiB: number
 }
 
 export function defaultWorkerConfig (): WorkerConfig {
@@ -87,7 +94,7 @@ export function defaultConfig (): Config {
     mdns: false,
     relay: true,
     worker: defaultWorkerConfig(),
-    replication: { graceS: 300 },
+    replication: { graceS: 300, accept: 'any', minFreeMiB: 1024 },
     store: { cacheMiB: 4096 }
   }
 }
@@ -151,6 +158,8 @@ export function parseConfig (text: string, file: string): Config {
   if (!isPositiveInt(config.connections.target)) bad('connections.target', 'a positive integer')
   if (!isPositiveInt(config.connections.max)) bad('connections.max', 'a positive integer')
   if (!isPositiveInt(config.replication.graceS)) bad('replication.graceS', 'a positive integer (seconds)')
+  if (config.replication.accept !== 'any' && !isStringArray(config.replication.accept)) bad('replication.accept', '"any" or an array of peer ids')
+  if (!Number.isInteger(config.replication.minFreeMiB) || config.replication.minFreeMiB < 0) bad('replication.minFreeMiB', 'an integer >= 0 (MiB)')
   if (!Number.isInteger(config.store.cacheMiB) || config.store.cacheMiB < 0) bad('store.cacheMiB', 'an integer >= 0 (MiB; 0 turns automatic gc off)')
   const w = config.worker
   if (!Number.isInteger(w.slots) || w.slots < 0 || w.slots > 1024) bad('worker.slots', 'an integer from 0 to 1024')

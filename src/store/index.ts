@@ -146,6 +146,12 @@ export interface StoreInit {
   /** How often the holders of replicated CIDs check on each other. @default 10000 */
   replicaCheckMs?: number
   /**
+   * Other peers' requests to fetch and pin content here: whose to take
+   * (@default "any") and the free disk space they must leave (@default 1 GiB;
+   * refused below it, a fetch for one stopped on reaching it).
+   */
+  pinRequests?: PinRequestPolicy
+  /**
    * Bytes the store may grow by beyond what the last gc kept (pins, holds)
    * before it runs gc by itself: the budget of unpinned cache (fetched
    * blocks, jobs' inputs and outputs). 0: never on its own. @default 4 GiB
@@ -153,6 +159,15 @@ export interface StoreInit {
   cacheBytes?: number
   /** How often the store compares its size with that budget. @default 10000 */
   cacheCheckMs?: number
+}
+
+export interface PinRequestPolicy {
+  accept?: 'any' | string[]
+  minFreeBytes?: number
+  /** Free bytes on the repo's disk; tests stand in for the disk. @default statfs */
+  freeBytes?(): Promise<number>
+  /** How often a fetch for a pin request looks at the free space. @default 1000 */
+  diskCheckMs?: number
 }
 
 export function createStore (init: StoreInit): Store {

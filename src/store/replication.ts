@@ -8,6 +8,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
 import { FrameDecoder, ProtocolViolationError, readChunks, sendFrame } from '../wire/index.ts'
 import { PIN_PROTOCOL } from './constants.ts'
+import { DiskFullError } from './errors.ts'
 import { PinRequestCodec, PinResponseCodec } from './messages.ts'
 import { ReplicaRecords, holdersToProbe, pickCandidates, planRepair } from './replicas.ts'
 import type { ReplicaRecord } from './replicas.ts'
@@ -22,12 +23,25 @@ export interface ReplicationInit {
   log: Logger
   /** Fetches and pins locally (the store's pinAdd). */
   pin(cid: CID, timeoutMs: number, signal?: AbortSignal): Promise<void>
+  /** Whether `cid` is pinned here already (its pin needs no fetch, and no disk). */
+  pinned(cid: CID): Promise<boolean>
   signal: AbortSignal
   /** How long a holder of a replicated CID may be out of reach before another peer copies it. @default 300000 */
   graceMs?: number
   /** How often holders check on each other. @default 10000 */
   checkMs?: number
+  /** Whose pin requests to take: "any" peer, or these peer ids. @default "any" */
+  accept?: 'any' | string[]
+  /** Free disk space a pin request must leave: refused below it, its fetch stopped on reaching it. @default 1 GiB */
+  minFreeBytes?: number
+  /** Free bytes on the repo's disk. Tests stand in for the disk. @default statfs of repoPath */
+  freeBytes?(): Promise<number>
+  /** How often a fetch for a pin request looks at the free disk space. @default 1000 */
+  diskCheckMs?: number
 }
+
+/** Default free disk space that other peers' pin requests must leave. */
+export const DEFAULT_PIN_MIN_FREE_BYTES = 1024 * 1024 * 1024
 
 /** Longest a peer may spend fetching for a replica request. */
 const MAX_REPLICA_FETCH_S = 600
@@ -161,8 +175,21 @@ export class Replication {
   }
 
   async freeBytes (): Promise<number> {
+    if (this.init.freeBytes != null) return await this.init.freeBytes()
     const s = await statfs(this.init.repoPath)
     return s.bavail * s.bsize
+  }
+
+  /** Why a pin request from `from` is refused before any fetch, or undefined when it may go ahead. */
+  private refusal (from: PeerId, freeBytes: number, alreadyPinned: boolean): string | undefined {
+    const self = this.init.node.peerId.toString()
+    const accept = this.init.accept ?? 'any'
+    if (accept !== 'any' && !accept.includes(from.toString())) {
+      return `peer ${self} takes no pin requests from ${from.toString()} (not in its replication.accept)`
+    }
+    const minFree = this.init.minFreeBytes ?? DEFAULT_PIN_MIN_FREE_BYTES
+    if (freeBytes < minFree && !alreadyPinned) return diskRefusal(self, freeBytes, minFree)
+    return undefined
   }
 
   /** Asks up to `count` other peers, nearest first, to fetch and pin `cid`. */
@@ -221,7 +248,15 @@ export class Replication {
         throw new ProtocolViolationError('invalid CID in pin request')
       }
       const freeBytes = await this.freeBytes()
+      const alreadyPinned = await this.init.pinned(cid)
+      const refused = this.refusal(from, freeBytes, alreadyPinned)
+      if (refused != null) {
+        this.init.log.info('pin request refused', { cid: cid.toString(), from: from.toString(), why: refused })
+        await sendFrame(stream, PinResponseCodec.encode({ ok: false, error: refused, freeBytes }))
+        break
+      }
       let answer = { ok: true, error: '', freeBytes }
+      let diskWatch: ReturnType<typeof setInterval> | undefined
       try {
         this.init.log.info('replica requested', { cid: cid.toString(), from: from.toString() })
         // an asker that hangs up (or closes its end) no longer wants the copy: stop fetching
@@ -231,8 +266,20 @@ export class Replication {
         stream.addEventListener('close', hangUp)
         // the asker keeps its end open until answered: a FIN that came with the request means it left already
         if (stream.remoteWriteStatus !== 'writable' || stream.status !== 'open') hangUp()
+        // the fetch stops when the disk's free space reaches the reserve, whatever the content's size claims
+        const minFree = this.init.minFreeBytes ?? DEFAULT_PIN_MIN_FREE_BYTES
+        const diskLow = new AbortController()
+        const watchDisk = (): void => {
+          this.freeBytes().then(free => {
+            if (free < minFree && !diskLow.signal.aborted) diskLow.abort(new DiskFullError(diskRefusal(this.init.node.peerId.toString(), free, minFree)))
+          }).catch(() => {})
+        }
+        if (!alreadyPinned) diskWatch = setInterval(watchDisk, this.init.diskCheckMs ?? 1000)
         try {
-          await this.init.pin(cid, Math.min(req.timeoutS, MAX_REPLICA_FETCH_S) * 1000, AbortSignal.any([gone.signal, this.init.signal]))
+          await this.init.pin(cid, Math.min(req.timeoutS, MAX_REPLICA_FETCH_S) * 1000, AbortSignal.any([gone.signal, diskLow.signal, this.init.signal]))
+        } catch (err) {
+          // the disk reason names what happened better than the fetch's abort error
+          throw diskLow.signal.aborted ? diskLow.signal.reason as Error : err
         } finally {
           stream.removeEventListener('remoteCloseWrite', hangUp)
           stream.removeEventListener('close', hangUp)
@@ -243,11 +290,19 @@ export class Replication {
           await this.records.save({ cid: cid.toString(), wanted: req.replicas, holders: req.holders })
         }
       } catch (err) {
+        if (err instanceof DiskFullError) this.init.log.warn('pin request stopped: the disk reached its reserve', { cid: cid.toString(), from: from.toString() })
         answer = { ok: false, error: (err as Error).message, freeBytes }
+      } finally {
+        clearInterval(diskWatch)
       }
       await sendFrame(stream, PinResponseCodec.encode(answer))
       break
     }
     await stream.close().catch(() => {})
   }
+}
+
+function diskRefusal (self: string, freeBytes: number, minFreeBytes: number): string {
+  const mib = (n: number): number => Math.floor(n / (1024 * 1024))
+  return `peer ${self} has ${mib(freeBytes)} MiB of disk free, below the ${mib(minFreeBytes)} MiB that pin requests must leave (its replication.minFreeMiB)`
 }

@@ -91,9 +91,11 @@ export class DefaultStore implements Store {
       repoPath: init.repoPath,
       log: init.log.child('replication'),
       pin: async (cid, timeoutMs, signal) => { await this.pinAdd(cid, { timeoutMs, signal }) },
+      pinned: async (cid) => await this.pins.has(cid),
       signal: this.shutdown.signal,
       graceMs: init.replicaGraceMs,
-      checkMs: init.replicaCheckMs
+      checkMs: init.replicaCheckMs,
+      ...init.pinRequests
     })
     this.provides = new ProvideQueue({
       provide: async (cid, signal) => { await this.node.contentRouting.provide(cid, { signal }) },

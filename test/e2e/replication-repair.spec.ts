@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { cliJson, startDaemon } from '../../scripts/local-mesh.ts'
-import { initRepo } from '../../src/repo/index.ts'
+import { defaultConfig, initRepo } from '../../src/repo/index.ts'
 import type { DaemonProcess } from '../../scripts/local-mesh.ts'
 import type { AddResult, PinInfo } from '../../src/store/index.ts'
 
@@ -31,7 +31,7 @@ describe('replication repair across daemons', () => {
   it('--replicas 3 on 4 daemons with graceS 2: a holder killed, the fourth daemon pins a copy', async () => {
     dir = await mkdtemp(join(tmpdir(), 'lepton-repair-'))
     for (let i = 0; i < 4; i++) {
-      await initRepo(join(dir, `peer${i}`), { config: { replication: { graceS: 2 } } })
+      await initRepo(join(dir, `peer${i}`), { config: { replication: { ...defaultConfig().replication, graceS: 2 } } })
     }
     const first = await startDaemon({ repo: join(dir, 'peer0') })
     daemons.push(first)

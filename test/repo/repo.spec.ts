@@ -206,7 +206,7 @@ describe('readConfig and parseConfig', () => {
     expect(config.logLevel).toBe('debug')
     expect(config.connections).toEqual({ target: defaultConfig().connections.target, max: 5 })
     expect(config.listen).toEqual(defaultConfig().listen)
-    expect(config.replication).toEqual({ graceS: 300 })
+    expect(config.replication).toEqual({ graceS: 300, accept: 'any', minFreeMiB: 1024 })
     expect(config.store).toEqual({ cacheMiB: 4096 })
   })
 
@@ -250,6 +250,8 @@ describe('readConfig and parseConfig', () => {
     ['a zero connections.target', { connections: { target: 0, max: 10 } }, 'connections.target'],
     ['a fractional connections.max', { connections: { target: 1, max: 1.5 } }, 'connections.max'],
     ['a zero replication.graceS', { replication: { graceS: 0 } }, 'replication.graceS'],
+    ['a replication.accept that is not "any" or a list', { replication: { accept: 'me' } }, 'replication.accept'],
+    ['a negative replication.minFreeMiB', { replication: { minFreeMiB: -1 } }, 'replication.minFreeMiB'],
     ['a negative store.cacheMiB', { store: { cacheMiB: -1 } }, 'store.cacheMiB'],
     ['a fractional store.cacheMiB', { store: { cacheMiB: 1.5 } }, 'store.cacheMiB'],
     ['a replication section that is not an object', { replication: 300 }, 'replication']

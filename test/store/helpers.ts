@@ -8,7 +8,7 @@ import { silentLogger } from '../../src/log.ts'
 import { createNode } from '../../src/node/index.ts'
 import { createStore } from '../../src/store/index.ts'
 import type { LeptonNode } from '../../src/node/index.ts'
-import type { BlockSource, DiskBlockstore, Store } from '../../src/store/index.ts'
+import type { BlockSource, DiskBlockstore, PinRequestPolicy, Store } from '../../src/store/index.ts'
 import type { Blockstore } from 'interface-blockstore'
 import type { ImportCandidate } from 'ipfs-unixfs-importer'
 
@@ -19,10 +19,10 @@ export interface StorePeer {
 }
 
 /** A libp2p node with a store in a fresh temporary repo folder. */
-export async function startStorePeer (options: { bootstrap?: string[], source?: (blockstore: DiskBlockstore) => BlockSource, replicaGraceMs?: number, replicaCheckMs?: number, cacheBytes?: number, cacheCheckMs?: number } = {}): Promise<StorePeer> {
+export async function startStorePeer (options: { bootstrap?: string[], source?: (blockstore: DiskBlockstore) => BlockSource, replicaGraceMs?: number, replicaCheckMs?: number, cacheBytes?: number, cacheCheckMs?: number, pinRequests?: PinRequestPolicy } = {}): Promise<StorePeer> {
   const dir = await mkdtemp(join(tmpdir(), 'lepton-store-'))
   const node = await createNode({ connector: { bootstrap: options.bootstrap, intervalMs: 200 }, rtt: { intervalMs: 200 } })
-  const store = createStore({ node, repoPath: dir, log: silentLogger, source: options.source, replicaGraceMs: options.replicaGraceMs, replicaCheckMs: options.replicaCheckMs, cacheBytes: options.cacheBytes, cacheCheckMs: options.cacheCheckMs })
+  const store = createStore({ node, repoPath: dir, log: silentLogger, source: options.source, replicaGraceMs: options.replicaGraceMs, replicaCheckMs: options.replicaCheckMs, cacheBytes: options.cacheBytes, cacheCheckMs: options.cacheCheckMs, pinRequests: options.pinRequests })
   await store.start()
   return { node, store, dir }
 }

@@ -118,3 +118,9 @@ export const CACHE_CHECK_MS = 10_000
 
 /** Blocks moved (served or fetched) between two young-generation GCs (store/young-gc.ts says why). */
 export const YOUNG_GC_EVERY_BYTES = 2 * 1024 * 1024
+
+/** Free disk space that other peers' pin requests must leave (config: replication.minFreeMiB). */
+export const DEFAULT_PIN_MIN_FREE_BYTES = 1024 * 1024 * 1024
+
+/** How often a fetch for another peer's pin request looks at the free disk space. */
+export const PIN_DISK_CHECK_MS = 1000

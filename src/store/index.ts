@@ -161,8 +161,11 @@ export interface StoreInit {
   cacheCheckMs?: number
 }
 
+/** What this peer does with other peers' requests to fetch and pin content here. */
 export interface PinRequestPolicy {
+  /** Whose requests to take: "any" peer, or these peer ids. @default "any" */
   accept?: 'any' | string[]
+  /** Free disk space they must leave: refused below it, a fetch for one stopped on reaching it. @default 1 GiB */
   minFreeBytes?: number
   /** Free bytes on the repo's disk; tests stand in for the disk. @default statfs */
   freeBytes?(): Promise<number>

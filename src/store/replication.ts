@@ -7,17 +7,18 @@ import { statfs } from 'node:fs/promises'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
 import { FrameDecoder, ProtocolViolationError, readChunks, sendFrame } from '../wire/index.ts'
-import { PIN_PROTOCOL } from './constants.ts'
+import { DEFAULT_PIN_MIN_FREE_BYTES, PIN_DISK_CHECK_MS, PIN_PROTOCOL } from './constants.ts'
 import { DiskFullError } from './errors.ts'
 import { PinRequestCodec, PinResponseCodec } from './messages.ts'
 import { ReplicaRecords, holdersToProbe, pickCandidates, planRepair } from './replicas.ts'
 import type { ReplicaRecord } from './replicas.ts'
-import type { ReplicaResult } from './index.ts'
+import type { PinRequestPolicy, ReplicaResult } from './index.ts'
 import type { Logger } from '../log.ts'
 import type { LeptonNode } from '../node/index.ts'
 import type { PeerId, Stream } from '@libp2p/interface'
 
-export interface ReplicationInit {
+/** The pin request policy (accept, minFreeBytes, freeBytes, diskCheckMs) comes with the rest. */
+export interface ReplicationInit extends PinRequestPolicy {
   node: LeptonNode
   repoPath: string
   log: Logger
@@ -30,18 +31,7 @@ export interface ReplicationInit {
   graceMs?: number
   /** How often holders check on each other. @default 10000 */
   checkMs?: number
-  /** Whose pin requests to take: "any" peer, or these peer ids. @default "any" */
-  accept?: 'any' | string[]
-  /** Free disk space a pin request must leave: refused below it, its fetch stopped on reaching it. @default 1 GiB */
-  minFreeBytes?: number
-  /** Free bytes on the repo's disk. Tests stand in for the disk. @default statfs of repoPath */
-  freeBytes?(): Promise<number>
-  /** How often a fetch for a pin request looks at the free disk space. @default 1000 */
-  diskCheckMs?: number
 }
-
-/** Default free disk space that other peers' pin requests must leave. */
-export const DEFAULT_PIN_MIN_FREE_BYTES = 1024 * 1024 * 1024
 
 /** Longest a peer may spend fetching for a replica request. */
 const MAX_REPLICA_FETCH_S = 600
@@ -274,7 +264,7 @@ export class Replication {
             if (free < minFree && !diskLow.signal.aborted) diskLow.abort(new DiskFullError(diskRefusal(this.init.node.peerId.toString(), free, minFree)))
           }).catch(() => {})
         }
-        if (!alreadyPinned) diskWatch = setInterval(watchDisk, this.init.diskCheckMs ?? 1000)
+        if (!alreadyPinned) diskWatch = setInterval(watchDisk, this.init.diskCheckMs ?? PIN_DISK_CHECK_MS)
         try {
           await this.init.pin(cid, Math.min(req.timeoutS, MAX_REPLICA_FETCH_S) * 1000, AbortSignal.any([gone.signal, diskLow.signal, this.init.signal]))
         } catch (err) {

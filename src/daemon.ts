@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises'
 import { getHeapSpaceStatistics } from 'node:v8'
 import { apiRoutes, checkApiBind, startApiServer, AddressInUseError } from './api/index.ts'
+import { limitBufferPool } from './buffer-pool.ts'
 import { LeptonError } from './errors.ts'
 import { loadMallocInfo, loadMallocTrim } from './malloc-trim.ts'
 import { pagePoolRelease } from './v8-page-pool.ts'
@@ -107,6 +108,8 @@ export class Daemon implements ApiBackend {
 
   static async start (init: DaemonInit): Promise<Daemon> {
     const log = init.log ?? silentLogger
+    // small long-lived buffers would each keep a 64 KiB pool (buffer-pool.ts)
+    limitBufferPool()
     init.listen?.forEach(a => checkMultiaddr(a, '--listen'))
     init.bootstrap?.forEach(a => checkMultiaddr(a, '--bootstrap'))
     if (init.api != null) {

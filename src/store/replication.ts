@@ -170,16 +170,24 @@ export class Replication {
     return s.bavail * s.bsize
   }
 
+  /** Free disk space other peers' pin requests must leave. */
+  private get minFreeBytes (): number {
+    return this.init.minFreeBytes ?? DEFAULT_PIN_MIN_FREE_BYTES
+  }
+
   /** Why a pin request from `from` is refused before any fetch, or undefined when it may go ahead. */
   private refusal (from: PeerId, freeBytes: number, alreadyPinned: boolean): string | undefined {
-    const self = this.init.node.peerId.toString()
     const accept = this.init.accept ?? 'any'
     if (accept !== 'any' && !accept.includes(from.toString())) {
-      return `peer ${self} takes no pin requests from ${from.toString()} (not in its replication.accept)`
+      return `peer ${this.init.node.peerId.toString()} takes no pin requests from ${from.toString()} (not in its replication.accept)`
     }
-    const minFree = this.init.minFreeBytes ?? DEFAULT_PIN_MIN_FREE_BYTES
-    if (freeBytes < minFree && !alreadyPinned) return diskRefusal(self, freeBytes, minFree)
+    if (freeBytes < this.minFreeBytes && !alreadyPinned) return this.diskRefusal(freeBytes)
     return undefined
+  }
+
+  private diskRefusal (freeBytes: number): string {
+    const mib = (n: number): number => Math.floor(n / (1024 * 1024))
+    return `peer ${this.init.node.peerId.toString()} has ${mib(freeBytes)} MiB of disk free, below the ${mib(this.minFreeBytes)} MiB that pin requests must leave (its replication.minFreeMiB)`
   }
 
   /** Asks up to `count` other peers, nearest first, to fetch and pin `cid`. */
@@ -257,11 +265,10 @@ export class Replication {
         // the asker keeps its end open until answered: a FIN that came with the request means it left already
         if (stream.remoteWriteStatus !== 'writable' || stream.status !== 'open') hangUp()
         // the fetch stops when the disk's free space reaches the reserve, whatever the content's size claims
-        const minFree = this.init.minFreeBytes ?? DEFAULT_PIN_MIN_FREE_BYTES
         const diskLow = new AbortController()
         const watchDisk = (): void => {
           this.freeBytes().then(free => {
-            if (free < minFree && !diskLow.signal.aborted) diskLow.abort(new DiskFullError(diskRefusal(this.init.node.peerId.toString(), free, minFree)))
+            if (free < this.minFreeBytes && !diskLow.signal.aborted) diskLow.abort(new DiskFullError(this.diskRefusal(free)))
           }).catch(() => {})
         }
         if (!alreadyPinned) diskWatch = setInterval(watchDisk, this.init.diskCheckMs ?? PIN_DISK_CHECK_MS)
@@ -290,9 +297,4 @@ export class Replication {
     }
     await stream.close().catch(() => {})
   }
-}
-
-function diskRefusal (self: string, freeBytes: number, minFreeBytes: number): string {
-  const mib = (n: number): number => Math.floor(n / (1024 * 1024))
-  return `peer ${self} has ${mib(freeBytes)} MiB of disk free, below the ${mib(minFreeBytes)} MiB that pin requests must leave (its replication.minFreeMiB)`
 }

@@ -2,10 +2,10 @@ import { createHash, randomBytes } from 'node:crypto'
 import { getEventListeners } from 'node:events'
 import { open, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { CODEC_RAW } from '../../src/store/constants.ts'
 import { parseCid } from '../../src/store/index.ts'
-import { bytesOf, readAll, startStorePeer, stopStorePeer } from './helpers.ts'
+import { bytesOf, connectStorePeers, readAll, storePeersPerTest } from './helpers.ts'
 import type { StorePeer } from './helpers.ts'
 import type { DefaultStore } from '../../src/store/store.ts'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -13,25 +13,13 @@ import type { CID } from 'multiformats/cid'
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
-async function connected (a: StorePeer, b: StorePeer): Promise<void> {
-  await a.node.dial(b.node.getMultiaddrs()[0] as Multiaddr)
-}
-
 describe('block exchange between peers', () => {
-  const peers: StorePeer[] = []
-  afterEach(async () => {
-    await Promise.all(peers.splice(0).map(stopStorePeer))
-  })
-  const start = async (...args: Parameters<typeof startStorePeer>): Promise<StorePeer> => {
-    const p = await startStorePeer(...args)
-    peers.push(p)
-    return p
-  }
+  const start = storePeersPerTest()
 
   it('B fetches by CID what A added; bytes identical', async () => {
     const a = await start()
     const b = await start()
-    await connected(b, a)
+    await connectStorePeers(b, a)
     const data = randomBytes(5 * 1024 * 1024 + 123)
     const { cid } = await a.store.add(bytesOf(data))
     const got = await readAll(b.store.cat(parseCid(cid)))
@@ -44,7 +32,7 @@ describe('block exchange between peers', () => {
   it('text is stored compressed, and served compressed as it is stored', async () => {
     const a = await start()
     const b = await start()
-    await connected(b, a)
+    await connectStorePeers(b, a)
     const text = Buffer.from('the quick brown fox jumps over the lazy dog\n'.repeat(20000))
     const { cid } = await a.store.add(bytesOf(text))
     const onDisk = async (p: StorePeer): Promise<number> => {
@@ -68,8 +56,8 @@ describe('block exchange between peers', () => {
       })
     })
     const b = await start()
-    await connected(b, honest)
-    await connected(b, liar)
+    await connectStorePeers(b, honest)
+    await connectStorePeers(b, liar)
     const data = randomBytes(3 * 262144 + 7)
     const { cid } = await honest.store.add(bytesOf(data))
     // the liar ranks first: it answers "have" too
@@ -89,7 +77,7 @@ describe('block exchange between peers', () => {
   it('a CID nobody has fails after the timeout instead of hanging', async () => {
     const a = await start()
     const b = await start()
-    await connected(b, a)
+    await connectStorePeers(b, a)
     const missing: CID = parseCid('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy')
     await expect(readAll(b.store.cat(missing, { timeoutMs: 1500 }))).rejects.toThrow(/nobody in reach holds/)
   })
@@ -97,7 +85,7 @@ describe('block exchange between peers', () => {
   it('a block corrupted on disk is detected on read, removed and fetched again from a holder', async () => {
     const a = await start()
     const b = await start()
-    await connected(b, a)
+    await connectStorePeers(b, a)
     const data = randomBytes(2 * 262144)
     const { cid } = await a.store.add(bytesOf(data))
     await b.store.pinAdd(parseCid(cid))
@@ -126,8 +114,8 @@ describe('block exchange between peers', () => {
     const a = await start()
     const b = await start()
     const c = await start()
-    await connected(b, a)
-    await connected(b, c)
+    await connectStorePeers(b, a)
+    await connectStorePeers(b, c)
     const data = randomBytes(600 * 1024)
     const { cid } = await a.store.add(bytesOf(data))
     return { a, b, c, data, cid }

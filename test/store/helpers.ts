@@ -3,6 +3,7 @@ import { importer } from 'ipfs-unixfs-importer'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { balanced } from 'ipfs-unixfs-importer/layout'
 import { tmpdir } from 'node:os'
+import { afterEach } from 'vitest'
 import { join } from 'node:path'
 import { silentLogger } from '../../src/log.ts'
 import { createNode } from '../../src/node/index.ts'
@@ -11,6 +12,7 @@ import type { LeptonNode } from '../../src/node/index.ts'
 import type { BlockSource, DiskBlockstore, PinRequestPolicy, Store } from '../../src/store/index.ts'
 import type { Blockstore } from 'interface-blockstore'
 import type { ImportCandidate } from 'ipfs-unixfs-importer'
+import type { Multiaddr } from '@multiformats/multiaddr'
 
 export interface StorePeer {
   node: LeptonNode
@@ -25,6 +27,27 @@ export async function startStorePeer (options: { bootstrap?: string[], source?: 
   const store = createStore({ node, repoPath: dir, log: silentLogger, source: options.source, replicaGraceMs: options.replicaGraceMs, replicaCheckMs: options.replicaCheckMs, cacheBytes: options.cacheBytes, cacheCheckMs: options.cacheCheckMs, pinRequests: options.pinRequests })
   await store.start()
   return { node, store, dir }
+}
+
+/**
+ * A `start` for the tests of the calling describe block: every peer it starts
+ * is stopped (and its folder removed) after each test.
+ */
+export function storePeersPerTest (): (...args: Parameters<typeof startStorePeer>) => Promise<StorePeer> {
+  const peers: StorePeer[] = []
+  afterEach(async () => {
+    await Promise.all(peers.splice(0).map(stopStorePeer))
+  })
+  return async (...args) => {
+    const p = await startStorePeer(...args)
+    peers.push(p)
+    return p
+  }
+}
+
+/** `a` dials `b` on its first address. */
+export async function connectStorePeers (a: StorePeer, b: StorePeer): Promise<void> {
+  await a.node.dial(b.node.getMultiaddrs()[0] as Multiaddr)
 }
 
 export async function stopStorePeer (peer: StorePeer): Promise<void> {

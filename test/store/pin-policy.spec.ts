@@ -5,27 +5,15 @@
  * stopped when the disk reaches it, whatever the content's size.
  */
 import { randomBytes } from 'node:crypto'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { parseCid } from '../../src/store/index.ts'
-import { bytesOf, startStorePeer, stopStorePeer } from './helpers.ts'
+import { bytesOf, connectStorePeers, storePeersPerTest } from './helpers.ts'
 import type { StorePeer } from './helpers.ts'
-import type { Multiaddr } from '@multiformats/multiaddr'
 
 const GiB = 1024 * 1024 * 1024
 
 describe('pin requests from other peers', () => {
-  const peers: StorePeer[] = []
-  afterEach(async () => {
-    await Promise.all(peers.splice(0).map(stopStorePeer))
-  })
-  const start = async (...args: Parameters<typeof startStorePeer>): Promise<StorePeer> => {
-    const p = await startStorePeer(...args)
-    peers.push(p)
-    return p
-  }
-  const connect = async (a: StorePeer, b: StorePeer): Promise<void> => {
-    await a.node.dial(b.node.getMultiaddrs()[0] as Multiaddr)
-  }
+  const start = storePeersPerTest()
   /** Blocks of `cid` held by `peer`: 0 when none were fetched. */
   const blocksHeld = async (peer: StorePeer, cid: string): Promise<number> => (await peer.store.stat(parseCid(cid), { timeoutMs: 1000 })).localBlocks
 
@@ -34,8 +22,8 @@ describe('pin requests from other peers', () => {
     const stranger = await start()
     const strict = await start({ pinRequests: { accept: [stranger.node.peerId.toString()] } })
     const friendly = await start({ pinRequests: { accept: [a.node.peerId.toString()] } })
-    await connect(a, strict)
-    await connect(a, friendly)
+    await connectStorePeers(a, strict)
+    await connectStorePeers(a, friendly)
     const added = await a.store.add(bytesOf(randomBytes(600_000)), { replicas: 3 })
 
     expect(added.replicas?.holders.sort()).toEqual([a.node.peerId.toString(), friendly.node.peerId.toString()].sort())
@@ -50,7 +38,7 @@ describe('pin requests from other peers', () => {
   it('are refused while the disk has less free space than the reserve', async () => {
     const a = await start()
     const full = await start({ pinRequests: { minFreeBytes: GiB, freeBytes: async () => 100 * 1024 * 1024 } })
-    await connect(a, full)
+    await connectStorePeers(a, full)
     const added = await a.store.add(bytesOf(randomBytes(600_000)), { replicas: 2 })
 
     expect(added.replicas?.holders).toEqual([a.node.peerId.toString()])
@@ -77,7 +65,7 @@ describe('pin requests from other peers', () => {
       })
     })
     const filling = await start({ pinRequests: { minFreeBytes: GiB, diskCheckMs: 50, freeBytes: async () => served > 0 ? GiB / 2 : 10 * GiB } })
-    await connect(a, filling)
+    await connectStorePeers(a, filling)
     // 16 leaves of 256 KiB and a root: ~2.4 s to serve them all
     const added = await a.store.add(bytesOf(randomBytes(16 * 262144)), { replicas: 2 })
 
